@@ -1,0 +1,29 @@
+# deepsky: the two commands of the README's quick start, and a few helpers.
+#   make demo   – install what is needed, build, and run the demo on the bundled data
+#   make test   – install what is needed, build, and run the whole test suite
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+# The bundled HDF5 needs CMake >= 3.26; .ci/setup puts one in the venv.
+export PATH := $(VENV)/bin:$(PATH)
+export DEEPSKY_PYTHON := $(VENV)/bin/python
+CARGO ?= cargo
+
+.PHONY: setup build demo test data bench fmt
+
+setup:
+	@bash .ci/setup
+
+build: setup
+	$(CARGO) build --release --locked
+
+demo: build
+	@bash scripts/demo.sh
+
+test: setup
+	$(CARGO) test --workspace --locked
+
+data: build
+	@bash data/regenerate.sh
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,14 @@
+//! FITS files through cfitsio (the `fitsio` crate): images of every BITPIX with BSCALE/BZERO
+//! and BLANK, tile-compressed images and `.fits.gz` read transparently, binary and ASCII tables
+//! into polars (with units, TNULL, TDIM, variable-length arrays), header cards, and writers
+//! whose output astropy and `fitsverify` accept.
+
+mod ffi;
+mod header;
+mod read;
+mod table;
+mod write;
+
+pub use header::{Card, CardValue, Header};
+pub use read::{ColumnInfo, FitsReader, FitsTable, HduInfo, HduKind, HduSelector, TableChunks};
+pub use write::{ColumnMeta, FitsWriter, TableMeta};

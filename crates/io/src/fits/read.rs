@@ -1,0 +1,706 @@
+//! Reading FITS: HDU summaries, header cards, images into [`NdData`], tables into polars.
+
+use std::os::raw::{c_char, c_int, c_void};
+use std::path::Path;
+
+use fitsio::sys;
+use ndarray::{ArrayD, IxDyn};
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::ffi::{self, from_cbuf, Handle};
+use super::header::{Card, Header};
+use super::table::{self, ColumnLayout, ColumnSpec};
+use crate::data::NdData;
+use crate::error::{ErrorKind, IoError, Result};
+
+/// Which HDU to use: by 0-based index (0 is the primary HDU) or by EXTNAME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HduSelector {
+    /// 0-based position in the file.
+    Index(usize),
+    /// The EXTNAME (or HDUNAME) keyword, compared case-insensitively.
+    Name(String),
+}
+
+impl std::str::FromStr for HduSelector {
+    type Err = std::convert::Infallible;
+    /// A number selects by index, anything else by name.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s.parse::<usize>() {
+            Ok(i) => HduSelector::Index(i),
+            Err(_) => HduSelector::Name(s.to_string()),
+        })
+    }
+}
+
+impl From<usize> for HduSelector {
+    fn from(i: usize) -> Self {
+        HduSelector::Index(i)
+    }
+}
+
+impl From<&str> for HduSelector {
+    fn from(s: &str) -> Self {
+        s.parse().expect("infallible")
+    }
+}
+
+impl std::fmt::Display for HduSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HduSelector::Index(i) => write!(f, "HDU {i}"),
+            HduSelector::Name(n) => write!(f, "HDU `{n}`"),
+        }
+    }
+}
+
+/// What an HDU holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HduKind {
+    /// An image (including tile-compressed images, which cfitsio presents as images).
+    Image,
+    /// A binary or ASCII table.
+    Table,
+    /// A header without data (NAXIS = 0), typical of a primary HDU before extensions.
+    Empty,
+}
+
+/// One table column as deepsky reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnInfo {
+    /// TTYPEn.
+    pub name: String,
+    /// TFORMn as written in the file.
+    pub tform: String,
+    /// deepsky's dtype name after scaling (`i16`, `f64`, `list[f32]`, …).
+    pub dtype: String,
+    /// TUNITn, if any.
+    pub unit: Option<String>,
+    /// Shape of one cell, slowest axis first (empty for scalars, `[n]` for a vector column).
+    pub cell_shape: Vec<usize>,
+    /// True for variable-length array (P/Q) columns.
+    pub variable_length: bool,
+}
+
+/// A summary of one HDU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HduInfo {
+    /// 0-based position.
+    pub index: usize,
+    /// EXTNAME, `PRIMARY` for the primary HDU, or empty for an unnamed extension.
+    pub name: String,
+    /// Image, table or empty.
+    pub kind: HduKind,
+    /// Image shape (slowest axis first); empty for tables and empty HDUs.
+    pub shape: Vec<usize>,
+    /// Image element type after BSCALE/BZERO (`u16`, `f32`, …); None for tables.
+    pub dtype: Option<String>,
+    /// Number of rows (tables only).
+    pub rows: Option<usize>,
+    /// Columns (tables only).
+    pub columns: Vec<ColumnInfo>,
+    /// The compression algorithm of a tile-compressed image (e.g. `RICE_1`).
+    pub compression: Option<String>,
+}
+
+/// A table read into polars, with the FITS column metadata beside it.
+#[derive(Debug, Clone)]
+pub struct FitsTable {
+    /// The columns' values. Nulls come from TNULL (integers) or undefined logicals.
+    pub data: DataFrame,
+    /// Per column, in the order of `data`: name, TFORM, unit, shape.
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl FitsTable {
+    /// The unit (TUNIT) of a column, if it has one.
+    pub fn unit(&self, column: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|c| c.name == column)
+            .and_then(|c| c.unit.as_deref())
+    }
+}
+
+/// A FITS file open for reading.
+///
+/// ```no_run
+/// use deepsky_io::fits::FitsReader;
+/// let mut f = FitsReader::open("events.fits")?;
+/// for hdu in f.hdus()? {
+///     println!("{} {} {:?}", hdu.index, hdu.name, hdu.kind);
+/// }
+/// let events = f.read_table(&"EVENTS".into(), Some(&["TIME", "ENERGY"]))?;
+/// println!("{}", events.data.height());
+/// # Ok::<(), deepsky_io::IoError>(())
+/// ```
+pub struct FitsReader {
+    handle: Handle,
+    file_size: Option<u64>,
+    compressed_file: bool,
+}
+
+impl FitsReader {
+    /// Open a FITS file (plain or gzip-compressed) read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<FitsReader> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| IoError::from_std(path, e))?;
+        if meta.is_dir() {
+            return Err(IoError::new(
+                path,
+                ErrorKind::InvalidInput,
+                "is a directory, not a FITS file",
+            ));
+        }
+        let mut magic = [0u8; 2];
+        let compressed_file = {
+            use std::io::Read;
+            let mut f = std::fs::File::open(path).map_err(|e| IoError::from_std(path, e))?;
+            f.read(&mut magic).map_err(|e| IoError::from_std(path, e))? == 2
+                && magic == [0x1f, 0x8b]
+        };
+        let handle = Handle::open(path)?;
+        Ok(FitsReader {
+            handle,
+            file_size: Some(meta.len()),
+            compressed_file,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.handle.path()
+    }
+
+    fn err(&self, kind: ErrorKind, msg: impl Into<String>) -> IoError {
+        IoError::new(self.handle.path(), kind, msg)
+    }
+
+    /// Number of HDUs.
+    pub fn num_hdus(&mut self) -> Result<usize> {
+        self.handle.num_hdus()
+    }
+
+    /// Move to an HDU and return its index and cfitsio type; checks that its data is all there.
+    fn select(&mut self, hdu: &HduSelector) -> Result<(usize, c_int)> {
+        let index = match hdu {
+            HduSelector::Index(i) => {
+                let n = self.handle.num_hdus()?;
+                if *i >= n {
+                    return Err(self.err(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no HDU {i}: the file has {n} HDU{} (0..{})",
+                            if n == 1 { "" } else { "s" },
+                            n.saturating_sub(1)
+                        ),
+                    ));
+                }
+                *i
+            }
+            HduSelector::Name(name) => self.handle.move_to_name(name)?,
+        };
+        let t = self.handle.move_to(index)?;
+        if !self.compressed_file {
+            if let Some(size) = self.file_size {
+                let (_, _, end) = self.handle.hdu_offsets()?;
+                // cfitsio pads the last HDU to 2880 bytes; allow files that omit only that padding.
+                let needed = end as u64;
+                if needed > size && needed - size >= 2880
+                    || (needed > size && self.data_bytes()? > size)
+                {
+                    return Err(self.err(
+                        ErrorKind::Corrupt,
+                        format!("file is truncated: HDU {index} needs {needed} bytes, the file has {size}"),
+                    ));
+                }
+            }
+        }
+        Ok((index, t))
+    }
+
+    fn data_bytes(&mut self) -> Result<u64> {
+        let (_, start, _) = self.handle.hdu_offsets()?;
+        // Unpadded data size = data start + |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1*...*NAXISn).
+        let bitpix = self.handle.key_f64("BITPIX")?.unwrap_or(8.0).abs() as u64;
+        let naxis = self.handle.key_f64("NAXIS")?.unwrap_or(0.0) as usize;
+        let mut n: u64 = if naxis == 0 { 0 } else { 1 };
+        for i in 1..=naxis {
+            n *= self.handle.key_f64(&format!("NAXIS{i}"))?.unwrap_or(0.0) as u64;
+        }
+        let pcount = self.handle.key_f64("PCOUNT")?.unwrap_or(0.0) as u64;
+        let gcount = self.handle.key_f64("GCOUNT")?.unwrap_or(1.0) as u64;
+        Ok(start as u64 + bitpix / 8 * gcount * (pcount + n))
+    }
+
+    /// Summaries of all HDUs.
+    pub fn hdus(&mut self) -> Result<Vec<HduInfo>> {
+        let n = self.handle.num_hdus()?;
+        (0..n)
+            .map(|i| self.hdu_info(&HduSelector::Index(i)))
+            .collect()
+    }
+
+    /// Summary of one HDU.
+    pub fn hdu_info(&mut self, hdu: &HduSelector) -> Result<HduInfo> {
+        let (index, hdutype) = self.select(hdu)?;
+        let extname = self.handle.key_str("EXTNAME")?;
+        let name = match (extname, index) {
+            (Some(n), _) => n,
+            (None, 0) => "PRIMARY".to_string(),
+            (None, _) => String::new(),
+        };
+        match hdutype {
+            ffi::IMAGE_HDU => {
+                let shape = self.image_shape()?;
+                let compression = if self.is_compressed_image() {
+                    self.handle.key_str("ZCMPTYPE")?
+                } else {
+                    None
+                };
+                if shape.is_empty() {
+                    return Ok(HduInfo {
+                        index,
+                        name,
+                        kind: HduKind::Empty,
+                        shape,
+                        dtype: None,
+                        rows: None,
+                        columns: vec![],
+                        compression,
+                    });
+                }
+                let (_, dtype) = self.image_read_type()?;
+                Ok(HduInfo {
+                    index,
+                    name,
+                    kind: HduKind::Image,
+                    shape,
+                    dtype: Some(dtype.to_string()),
+                    rows: None,
+                    columns: vec![],
+                    compression,
+                })
+            }
+            _ => {
+                let specs = self.column_specs(hdutype)?;
+                let rows = self.num_rows()?;
+                let columns = specs.iter().map(|s| s.info()).collect();
+                Ok(HduInfo {
+                    index,
+                    name,
+                    kind: HduKind::Table,
+                    shape: vec![],
+                    dtype: None,
+                    rows: Some(rows),
+                    columns,
+                    compression: None,
+                })
+            }
+        }
+    }
+
+    /// All header cards of an HDU, in order.
+    pub fn header(&mut self, hdu: &HduSelector) -> Result<Header> {
+        self.select(hdu)?;
+        let mut nkeys = 0;
+        let mut more = 0;
+        let mut status = 0;
+        unsafe { sys::ffghsp(self.handle.ptr(), &mut nkeys, &mut more, &mut status) };
+        self.handle.check(status, || "cannot read header".into())?;
+        let mut cards = Vec::with_capacity(nkeys as usize);
+        for i in 1..=nkeys {
+            let mut rec = [0 as c_char; 81];
+            unsafe { sys::ffgrec(self.handle.ptr(), i, rec.as_mut_ptr(), &mut status) };
+            self.handle
+                .check(status, || format!("cannot read header card {i}"))?;
+            let line = from_cbuf(&rec);
+            let card = Card::parse(&line).map_err(|m| {
+                self.err(ErrorKind::Corrupt, format!("header card {i} of {hdu}: {m}"))
+            })?;
+            cards.push(card);
+        }
+        Ok(Header::new(cards))
+    }
+
+    fn is_compressed_image(&mut self) -> bool {
+        let mut status = 0;
+        unsafe { sys::fits_is_compressed_image(self.handle.ptr(), &mut status) != 0 }
+    }
+
+    fn image_shape(&mut self) -> Result<Vec<usize>> {
+        let mut naxis = 0;
+        let mut status = 0;
+        unsafe { sys::ffgidm(self.handle.ptr(), &mut naxis, &mut status) };
+        self.handle.check(status, || "cannot read NAXIS".into())?;
+        if naxis == 0 {
+            return Ok(vec![]);
+        }
+        let mut dims = vec![0i64; naxis as usize];
+        unsafe { sys::ffgiszll(self.handle.ptr(), naxis, dims.as_mut_ptr(), &mut status) };
+        self.handle
+            .check(status, || "cannot read image size".into())?;
+        // FITS lists the fastest axis first; numpy (and we) list the slowest first.
+        Ok(dims.iter().rev().map(|&d| d as usize).collect())
+    }
+
+    /// The cfitsio type to read the current image as, and deepsky's dtype name, after scaling.
+    fn image_read_type(&mut self) -> Result<(c_int, &'static str)> {
+        let mut eq = 0;
+        let mut status = 0;
+        unsafe { sys::ffgiet(self.handle.ptr(), &mut eq, &mut status) };
+        self.handle
+            .check(status, || "cannot read image type".into())?;
+        Ok(match eq {
+            8 => (ffi::TBYTE, "u8"),
+            10 => (ffi::TSBYTE, "i8"),
+            16 => (ffi::TSHORT, "i16"),
+            20 => (ffi::TUSHORT, "u16"),
+            32 => (ffi::TINT, "i32"),
+            40 => (ffi::TUINT, "u32"),
+            64 => (ffi::TLONGLONG, "i64"),
+            80 => (ffi::TULONGLONG, "u64"),
+            -32 => (ffi::TFLOAT, "f32"),
+            -64 => (ffi::TDOUBLE, "f64"),
+            other => {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    format!("unsupported image type BITPIX={other}"),
+                ))
+            }
+        })
+    }
+
+    /// Read an image with BSCALE/BZERO applied: BZERO 32768 on BITPIX 16 gives u16, 2^31 on 32
+    /// gives u32, other scalings give f32 (BITPIX 8/16) or f64 (32/64); undefined pixels (BLANK,
+    /// or NaN) are NaN in float results. Tile-compressed images are decompressed transparently.
+    pub fn read_image(&mut self, hdu: &HduSelector) -> Result<NdData> {
+        let (_, hdutype) = self.select(hdu)?;
+        if hdutype != ffi::IMAGE_HDU {
+            return Err(self.err(
+                ErrorKind::InvalidInput,
+                format!("{hdu} is a table, not an image"),
+            ));
+        }
+        let shape = self.image_shape()?;
+        if shape.is_empty() {
+            return Err(self.err(
+                ErrorKind::InvalidInput,
+                format!("{hdu} has no image data (NAXIS = 0)"),
+            ));
+        }
+        let (datatype, _) = self.image_read_type()?;
+        let n: usize = shape.iter().product();
+        if datatype == ffi::TFLOAT {
+            if let Some(scaled) = self.read_small_int_scaled(n, &shape, hdu)? {
+                return Ok(scaled);
+            }
+        }
+        macro_rules! read_as {
+            ($t:ty, $variant:ident, $nul:expr) => {{
+                let mut buf: Vec<$t> = vec![Default::default(); n];
+                let mut nulval: $t = $nul;
+                let mut anynul = 0;
+                let mut status = 0;
+                let nulptr: *mut c_void = if matches!(datatype, ffi::TFLOAT | ffi::TDOUBLE) {
+                    &mut nulval as *mut $t as *mut c_void
+                } else {
+                    std::ptr::null_mut()
+                };
+                unsafe {
+                    sys::ffgpv(
+                        self.handle.ptr(),
+                        datatype,
+                        1,
+                        n as i64,
+                        nulptr,
+                        buf.as_mut_ptr() as *mut c_void,
+                        &mut anynul,
+                        &mut status,
+                    )
+                };
+                self.handle
+                    .check(status, || format!("cannot read image data of {hdu}"))?;
+                NdData::$variant(
+                    ArrayD::from_shape_vec(IxDyn(&shape), buf).expect("buffer matches shape"),
+                )
+            }};
+        }
+        Ok(match datatype {
+            ffi::TBYTE => read_as!(u8, U8, 0),
+            ffi::TSBYTE => read_as!(i8, I8, 0),
+            ffi::TSHORT => read_as!(i16, I16, 0),
+            ffi::TUSHORT => read_as!(u16, U16, 0),
+            ffi::TINT => read_as!(i32, I32, 0),
+            ffi::TUINT => read_as!(u32, U32, 0),
+            ffi::TLONGLONG => read_as!(i64, I64, 0),
+            ffi::TULONGLONG => read_as!(u64, U64, 0),
+            ffi::TFLOAT => read_as!(f32, F32, f32::NAN),
+            _ => read_as!(f64, F64, f64::NAN),
+        })
+    }
+
+    /// BITPIX 8/16 images with BSCALE/BZERO become f32. astropy scales them in float32
+    /// arithmetic (raw × f32(BSCALE) + f32(BZERO)), cfitsio in double and then rounds; the two
+    /// differ in the last bit of some pixels. We follow astropy so that both tools give the same
+    /// numbers. BLANK becomes NaN. Returns None for images this does not apply to.
+    fn read_small_int_scaled(
+        &mut self,
+        n: usize,
+        shape: &[usize],
+        hdu: &HduSelector,
+    ) -> Result<Option<NdData>> {
+        let bitpix = self.handle.key_f64("BITPIX")?.unwrap_or(0.0) as i32;
+        if !(bitpix == 8 || bitpix == 16) || self.is_compressed_image() {
+            return Ok(None);
+        }
+        let bscale = self.handle.key_f64("BSCALE")?.unwrap_or(1.0);
+        let bzero = self.handle.key_f64("BZERO")?.unwrap_or(0.0);
+        let blank = self.handle.key_f64("BLANK")?.map(|b| b as i64);
+        let mut status = 0;
+        // Turn cfitsio's own scaling off for this read; moving to another HDU restores it.
+        unsafe { sys::ffpscl(self.handle.ptr(), 1.0, 0.0, &mut status) };
+        self.handle
+            .check(status, || "cannot read image scaling".into())?;
+        let raw: Vec<i64> = if bitpix == 8 {
+            let mut buf = vec![0u8; n];
+            let mut anynul = 0;
+            unsafe {
+                sys::ffgpv(
+                    self.handle.ptr(),
+                    ffi::TBYTE,
+                    1,
+                    n as i64,
+                    std::ptr::null_mut(),
+                    buf.as_mut_ptr() as *mut c_void,
+                    &mut anynul,
+                    &mut status,
+                )
+            };
+            buf.into_iter().map(i64::from).collect()
+        } else {
+            let mut buf = vec![0i16; n];
+            let mut anynul = 0;
+            unsafe {
+                sys::ffgpv(
+                    self.handle.ptr(),
+                    ffi::TSHORT,
+                    1,
+                    n as i64,
+                    std::ptr::null_mut(),
+                    buf.as_mut_ptr() as *mut c_void,
+                    &mut anynul,
+                    &mut status,
+                )
+            };
+            buf.into_iter().map(i64::from).collect()
+        };
+        let mut reset = 0;
+        unsafe { sys::ffpscl(self.handle.ptr(), bscale, bzero, &mut reset) };
+        self.handle
+            .check(status, || format!("cannot read image data of {hdu}"))?;
+        let (s32, z32) = (bscale as f32, bzero as f32);
+        let values: Vec<f32> = raw
+            .into_iter()
+            .map(|r| {
+                if Some(r) == blank {
+                    f32::NAN
+                } else {
+                    r as f32 * s32 + z32
+                }
+            })
+            .collect();
+        Ok(Some(NdData::F32(
+            ArrayD::from_shape_vec(IxDyn(shape), values).expect("buffer matches shape"),
+        )))
+    }
+
+    /// Read an image converted to f32 (the type the learning code works in).
+    pub fn read_image_f32(&mut self, hdu: &HduSelector) -> Result<ArrayD<f32>> {
+        Ok(match self.read_image(hdu)? {
+            NdData::F32(a) => a,
+            other => other
+                .to_f64()
+                .expect("images are numeric")
+                .mapv(|v| v as f32),
+        })
+    }
+
+    fn num_rows(&mut self) -> Result<usize> {
+        let mut n = 0i64;
+        let mut status = 0;
+        unsafe { sys::ffgnrwll(self.handle.ptr(), &mut n, &mut status) };
+        self.handle
+            .check(status, || "cannot read the number of rows".into())?;
+        Ok(n as usize)
+    }
+
+    fn column_specs(&mut self, hdutype: c_int) -> Result<Vec<ColumnSpec>> {
+        let mut ncols = 0;
+        let mut status = 0;
+        unsafe { sys::ffgncl(self.handle.ptr(), &mut ncols, &mut status) };
+        self.handle
+            .check(status, || "cannot read the number of columns".into())?;
+        let mut specs = Vec::with_capacity(ncols as usize);
+        let mut offset = 0usize;
+        for col in 1..=ncols {
+            let spec = table::read_column_spec(&mut self.handle, hdutype, col, offset)?;
+            offset += spec.row_bytes;
+            specs.push(spec);
+        }
+        Ok(specs)
+    }
+
+    /// The columns to read: all, or those named (case-insensitively, in the order asked).
+    fn choose_columns(
+        &self,
+        specs: Vec<ColumnSpec>,
+        columns: Option<&[&str]>,
+        hdu: &HduSelector,
+    ) -> Result<Vec<ColumnSpec>> {
+        let Some(names) = columns else {
+            return Ok(specs);
+        };
+        names
+            .iter()
+            .map(|want| {
+                specs
+                    .iter()
+                    .find(|s| s.name.eq_ignore_ascii_case(want))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let have: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                        self.err(
+                            ErrorKind::NotFound,
+                            format!("no column `{want}` in {hdu} (columns: {})", have.join(", ")),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Read a whole table (or the named columns only; the others are not read) into polars.
+    pub fn read_table(&mut self, hdu: &HduSelector, columns: Option<&[&str]>) -> Result<FitsTable> {
+        let mut chunks = self.table_chunks(hdu, columns, usize::MAX)?;
+        let rows = chunks.total_rows;
+        let mut out = match chunks.next() {
+            Some(first) => first?,
+            None => chunks.empty_table()?,
+        };
+        debug_assert_eq!(out.data.height(), rows);
+        for more in chunks {
+            let more = more?;
+            out.data
+                .vstack_mut(&more.data)
+                .map_err(|e| IoError::new("", ErrorKind::Corrupt, e.to_string()))?;
+        }
+        Ok(out)
+    }
+
+    /// Iterate over a table in chunks of at most `chunk_rows` rows, reading only the named
+    /// columns. Memory use is bounded by one chunk, so tables larger than memory can be streamed.
+    pub fn table_chunks<'a>(
+        &'a mut self,
+        hdu: &HduSelector,
+        columns: Option<&[&str]>,
+        chunk_rows: usize,
+    ) -> Result<TableChunks<'a>> {
+        let (_, hdutype) = self.select(hdu)?;
+        if hdutype == ffi::IMAGE_HDU {
+            return Err(self.err(
+                ErrorKind::InvalidInput,
+                format!("{hdu} is an image, not a table"),
+            ));
+        }
+        let all = self.column_specs(hdutype)?;
+        let row_bytes: usize = all.iter().map(|s| s.row_bytes).sum();
+        let specs = self.choose_columns(all, columns, hdu)?;
+        for s in &specs {
+            if let ColumnLayout::Unsupported(why) = &s.layout {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    format!("column `{}` of {hdu}: unsupported type: {why}", s.name),
+                ));
+            }
+        }
+        let total_rows = self.num_rows()?;
+        Ok(TableChunks {
+            reader: self,
+            hdu: hdu.clone(),
+            hdutype,
+            specs,
+            row_bytes,
+            next_row: 0,
+            total_rows,
+            chunk_rows: chunk_rows.max(1),
+        })
+    }
+
+    /// The world coordinate system of an image HDU, built from its WCS keywords.
+    pub fn wcs(&mut self, hdu: &HduSelector) -> Result<crate::wcs::Wcs> {
+        let header = self.header(hdu)?;
+        crate::wcs::Wcs::from_header(&header)
+            .map_err(|m| self.err(ErrorKind::InvalidInput, format!("{hdu}: {m}")))
+    }
+}
+
+/// An iterator over row chunks of a table; see [`FitsReader::table_chunks`].
+pub struct TableChunks<'a> {
+    reader: &'a mut FitsReader,
+    hdu: HduSelector,
+    hdutype: c_int,
+    specs: Vec<ColumnSpec>,
+    row_bytes: usize,
+    next_row: usize,
+    total_rows: usize,
+    chunk_rows: usize,
+}
+
+impl TableChunks<'_> {
+    /// Rows in the whole table.
+    pub fn total_rows(&self) -> usize {
+        self.total_rows
+    }
+
+    /// The columns this iterator reads.
+    pub fn columns(&self) -> Vec<ColumnInfo> {
+        self.specs.iter().map(|s| s.info()).collect()
+    }
+
+    fn empty_table(&mut self) -> Result<FitsTable> {
+        self.read_rows(0, 0)
+    }
+
+    fn read_rows(&mut self, first: usize, n: usize) -> Result<FitsTable> {
+        let handle = &mut self.reader.handle;
+        // Make sure we are still on our HDU (another call may have moved).
+        let index = match &self.hdu {
+            HduSelector::Index(i) => *i,
+            HduSelector::Name(name) => handle.move_to_name(name)?,
+        };
+        handle.move_to(index)?;
+        let columns =
+            table::read_columns(handle, self.hdutype, &self.specs, self.row_bytes, first, n)?;
+        let data = DataFrame::new(n, columns)
+            .map_err(|e| IoError::new(handle.path(), ErrorKind::Corrupt, e.to_string()))?;
+        Ok(FitsTable {
+            data,
+            columns: self.specs.iter().map(|s| s.info()).collect(),
+        })
+    }
+}
+
+impl Iterator for TableChunks<'_> {
+    type Item = Result<FitsTable>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next_row >= self.total_rows {
+            return None;
+        }
+        let n = self.chunk_rows.min(self.total_rows - self.next_row);
+        let first = self.next_row;
+        self.next_row += n;
+        Some(self.read_rows(first, n))
+    }
+}

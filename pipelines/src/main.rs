@@ -1,0 +1,117 @@
+//! `deepsky`: the command-line tool over the deepsky crates.
+//!
+//! The binary is thin glue: it parses arguments, calls the libraries, and maps the outcome to
+//! an exit code (0 success, 1 failure, 2 bad input or config, 130 interrupted). Every error is
+//! printed as one line naming the file and the problem.
+
+mod inspect;
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deep learning for astrophysics and particle physics: FITS/HDF5 I/O, simulators and
+/// learning pipelines.
+#[derive(Parser, Debug)]
+#[command(name = "deepsky", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// No progress bars, warnings and errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Summarise FITS and HDF5 files: HDUs/datasets, shapes, types, columns, statistics.
+    Inspect(inspect::InspectArgs),
+    /// Generate reference data: sky fields, cutout sets, photon event lists, calorimeter showers.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
+}
+
+/// An error with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    /// 1 failure, 2 bad input or config.
+    pub code: u8,
+    /// One line.
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input or configuration: exit code 2.
+    pub fn input(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+    /// Anything else: exit code 1.
+    pub fn other(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<deepsky_io::IoError> for Failure {
+    fn from(e: deepsky_io::IoError) -> Self {
+        Failure {
+            code: if e.is_bad_input() { 2 } else { 1 },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<deepsky_sim::SimError> for Failure {
+    fn from(e: deepsky_sim::SimError) -> Self {
+        Failure::input(e)
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEEPSKY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are successes; usage errors are bad input (exit 2).
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Simulate(cmd) => simulate::run(cmd, cli.quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("deepsky: error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

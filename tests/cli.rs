@@ -1,0 +1,244 @@
+//! End-to-end tests of the `deepsky` command line: the inspect JSON contract on files other
+//! projects wrote, and clean failures (one line, exit code 2, nothing written) on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn deepsky(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepsky"))
+        .args(args)
+        .output()
+        .expect("deepsky runs")
+}
+
+fn external() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/external");
+    std::env::var("DEEPSKY_EXTERNAL_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or(p)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure is one line on stderr, names the file, and exits with 2.
+fn assert_bad_input(o: &Output, file: &Path, what: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "exit code for {what}; stderr: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line for {what}: {err}"
+    );
+    assert!(
+        err.contains(&file.display().to_string()),
+        "names the file for {what}: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn help_and_version() {
+    let o = deepsky(&["--version"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("deepsky "));
+    for sub in [
+        vec!["--help"],
+        vec!["inspect", "--help"],
+        vec!["simulate", "--help"],
+    ] {
+        let o = deepsky(&sub);
+        assert!(o.status.success(), "{sub:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage"),
+            "{sub:?}"
+        );
+    }
+    assert_eq!(deepsky(&["no-such-command"]).status.code(), Some(2));
+}
+
+#[test]
+fn inspect_json_contract_on_astropy_files() {
+    let f = external().join("fits/chandra_time.fits");
+    let o = deepsky(&["inspect", "--json", "--stats", f.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "fits");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items[0]["kind"], "empty");
+    assert_eq!(items[0]["name"], "PRIMARY");
+    let ev = &items[1];
+    assert_eq!(ev["name"], "EVENTS");
+    assert_eq!(ev["kind"], "table");
+    assert_eq!(ev["rows"], 2);
+    let time = ev["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "time")
+        .unwrap();
+    assert_eq!(time["dtype"], "f64");
+    assert_eq!(time["unit"], "s");
+    assert!((time["stats"]["sum"].as_f64().unwrap() - 1140438585.7028837).abs() < 1e-3);
+    assert_eq!(time["stats"]["nan_count"], 0);
+    let status = ev["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "status")
+        .unwrap();
+    assert_eq!(status["dtype"], "list[bool]");
+
+    let f = external().join("fits/scale.fits");
+    let v: Value = serde_json::from_slice(
+        &deepsky(&["inspect", "--json", "--stats", f.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let img = &v["items"][0];
+    assert_eq!(img["kind"], "image");
+    assert_eq!(img["shape"], serde_json::json!([21, 20]));
+    assert_eq!(img["dtype"], "f32");
+    assert!((img["stats"]["sum"].as_f64().unwrap() - 223202.76544189453).abs() < 1e-6);
+    assert!((img["stats"]["min"].as_f64().unwrap() - 491.882080078125).abs() < 1e-9);
+
+    let f = external().join("fits/m13_rice.fits");
+    let v: Value = serde_json::from_slice(
+        &deepsky(&["inspect", "--json", "--stats", f.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["items"][1]["dtype"], "i16");
+    assert_eq!(v["items"][1]["compression"], "RICE_1");
+    assert_eq!(v["items"][1]["stats"]["sum"].as_f64().unwrap(), 13293397.0);
+
+    let f = external().join("fits/variable_length_table.fits");
+    let v: Value = serde_json::from_slice(
+        &deepsky(&["inspect", "--json", "--stats", f.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let var = &v["items"][1]["columns"][0];
+    assert_eq!(var["dtype"], "list[i16]");
+    assert_eq!(var["stats"]["sum"].as_f64().unwrap(), 137.0);
+}
+
+#[test]
+fn inspect_hdf5_names_are_full_paths_and_compound_fields_are_columns() {
+    let f = external().join("hdf5/python3.h5");
+    let o = deepsky(&[
+        "inspect",
+        "--json",
+        "--stats",
+        "--header",
+        f.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "hdf5");
+    let items = v["items"].as_array().unwrap();
+    let arr = items
+        .iter()
+        .find(|i| i["name"] == "/agroup/anarray1")
+        .unwrap();
+    assert_eq!(arr["dtype"], "i64");
+    assert_eq!(arr["shape"], serde_json::json!([7]));
+    assert_eq!(arr["stats"]["sum"].as_f64().unwrap(), 28.0);
+    assert_eq!(arr["header"]["TITLE"], "Array title 1");
+    let grp = items.iter().find(|i| i["name"] == "/agroup").unwrap();
+    assert_eq!(grp["kind"], "group");
+    assert_eq!(grp["header"]["testattr"], 42);
+
+    let f = external().join("hdf5/smpl_compound_chunked.h5");
+    let v: Value = serde_json::from_slice(
+        &deepsky(&["inspect", "--json", "--stats", f.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let t = &v["items"][0];
+    assert_eq!(t["kind"], "table");
+    assert_eq!(t["rows"], 6);
+    let d = t["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "d_name")
+        .unwrap();
+    assert_eq!(d["dtype"], "list[i16]");
+    assert_eq!(d["stats"]["sum"].as_f64().unwrap(), 2700.0);
+}
+
+#[test]
+fn bad_input_gives_one_line_exit_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(external().join("fits/m13.fits")).unwrap();
+
+    let truncated = dir.path().join("truncated.fits");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    assert_bad_input(
+        &deepsky(&["inspect", "--stats", truncated.to_str().unwrap()]),
+        &truncated,
+        "truncated FITS",
+    );
+    let o = deepsky(&["inspect", truncated.to_str().unwrap()]);
+    assert_bad_input(&o, &truncated, "truncated FITS without --stats");
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+
+    let text = dir.path().join("notes.fits");
+    std::fs::write(&text, "this is a text file, not FITS\n").unwrap();
+    let o = deepsky(&["inspect", text.to_str().unwrap()]);
+    assert_bad_input(&o, &text, "not FITS or HDF5");
+    assert!(stderr(&o).contains("not a FITS or HDF5 file"));
+
+    let corrupt = dir.path().join("corrupt.fits");
+    let mut bytes = good.clone();
+    // Card 9 of the primary header: put a lower-case, illegal keyword and a broken value there.
+    let card = 8 * 80;
+    bytes[card..card + 30].copy_from_slice(b"b@d key = 12x4  / broken card");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let o = deepsky(&["inspect", corrupt.to_str().unwrap()]);
+    assert_bad_input(&o, &corrupt, "corrupt header card");
+
+    let missing = dir.path().join("missing.fits");
+    assert_bad_input(
+        &deepsky(&["inspect", missing.to_str().unwrap()]),
+        &missing,
+        "missing file",
+    );
+
+    let m13 = external().join("fits/m13.fits");
+    let o = deepsky(&["inspect", m13.to_str().unwrap(), "--hdu", "EVENTS"]);
+    assert_bad_input(&o, &m13, "missing HDU");
+    assert!(
+        stderr(&o).contains("no HDU named `EVENTS`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = deepsky(&["inspect", m13.to_str().unwrap(), "--hdu", "5"]);
+    assert_bad_input(&o, &m13, "missing HDU index");
+    let ev = external().join("fits/chandra_time.fits");
+    let o = deepsky(&[
+        "inspect",
+        ev.to_str().unwrap(),
+        "--hdu",
+        "EVENTS",
+        "--columns",
+        "time,nosuch",
+    ]);
+    assert_bad_input(&o, &ev, "missing column");
+    assert!(stderr(&o).contains("no column `nosuch`"), "{}", stderr(&o));
+    let h5 = external().join("hdf5/python3.h5");
+    let o = deepsky(&["inspect", h5.to_str().unwrap(), "--hdu", "/agroup/nothere"]);
+    assert_bad_input(&o, &h5, "missing dataset");
+
+    // Nothing was written beside the inputs.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["corrupt.fits", "notes.fits", "truncated.fits"]);
+}
