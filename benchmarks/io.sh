@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d)}
 PY=.venv/bin/python
 "$PY" -c 'import pandas' 2>/dev/null || .venv/bin/pip install -q pandas
-cargo build --release -q -p deepsky-io --example read_bench
-BIN=target/release/examples/read_bench
+# The dev profile compiles every crate with opt-level 3 (Cargo.toml), so the test build serves;
+# pass PROFILE=release for a release build.
+PROFILE=${PROFILE:-dev}
+cargo build -q --profile "$PROFILE" -p deepsky-io --example read_bench
+BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/examples/read_bench
 "$PY" - "$WORK" <<'PYEOF'
 import sys, os, numpy as np
 from astropy.io import fits

@@ -197,7 +197,7 @@ fn bad_input_gives_one_line_exit_2_and_writes_nothing() {
     let mut bytes = good.clone();
     // Card 9 of the primary header: put a lower-case, illegal keyword and a broken value there.
     let card = 8 * 80;
-    bytes[card..card + 30].copy_from_slice(b"b@d key = 12x4  / broken card");
+    bytes[card..card + 30].copy_from_slice(b"b@d key = 12x4  / broken card ");
     std::fs::write(&corrupt, &bytes).unwrap();
     let o = deepsky(&["inspect", corrupt.to_str().unwrap()]);
     assert_bad_input(&o, &corrupt, "corrupt header card");

@@ -83,13 +83,18 @@ pub struct ShowerArgs {
     #[arg(long)]
     particle: Option<String>,
     /// Fixed incident energy in GeV.
-    #[arg(long, conflicts_with = "energy_range")]
+    #[arg(long, conflicts_with = "energy_range", allow_negative_numbers = true)]
     energy: Option<f64>,
     /// Incident energy uniform in MIN,MAX GeV.
-    #[arg(long, value_delimiter = ',', num_args = 2, value_names = ["MIN", "MAX"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "MIN,MAX",
+        allow_negative_numbers = true
+    )]
     energy_range: Option<Vec<f64>>,
     /// Number of showers.
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, allow_negative_numbers = true)]
     showers: Option<usize>,
     /// Output layout: calogan or calochallenge.
     #[arg(long, default_value = "calogan")]
@@ -517,6 +522,14 @@ fn run_showers(a: ShowerArgs, quiet: bool) -> Result<(), Failure> {
         seed: Option<u64>,
     }
     let file: ShowerFile = load_config(a.common.config.as_deref())?;
+    if let Some(r) = &a.energy_range {
+        if r.len() != 2 {
+            return Err(Failure::input(format!(
+                "--energy-range takes MIN,MAX in GeV, got {} value(s)",
+                r.len()
+            )));
+        }
+    }
     let particle_name = a.particle.or(file.particle).unwrap_or_else(|| "e-".into());
     let particle: Particle = particle_name.parse()?;
     let energy = match (

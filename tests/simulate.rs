@@ -1,0 +1,296 @@
+//! `deepsky simulate`: outputs that astropy, h5py and fitsverify accept, the same bytes for the
+//! same seed whatever the thread count, and clear errors for bad parameters.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use deepsky_io::fits::{FitsReader, HduSelector};
+
+fn deepsky(args: &[&str], threads: usize) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepsky"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .output()
+        .expect("deepsky runs")
+}
+
+fn python() -> PathBuf {
+    std::env::var("DEEPSKY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+}
+
+fn fitsverify_ok(path: &Path) {
+    let out = Command::new("fitsverify")
+        .arg("-q")
+        .arg(path)
+        .output()
+        .expect("fitsverify installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("verification OK"),
+        "fitsverify on {}: {text}",
+        path.display()
+    );
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "deepsky failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn sky_field_is_valid_fits_with_wcs_and_truth_and_is_reproducible() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.fits");
+    let b = d.path().join("b.fits");
+    ok(&deepsky(
+        &["simulate", "sky", "--seed", "11", "-o", a.to_str().unwrap()],
+        1,
+    ));
+    ok(&deepsky(
+        &["simulate", "sky", "--seed", "11", "-o", b.to_str().unwrap()],
+        2,
+    ));
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    // The command line differs only in the output name, which is recorded; compare the data.
+    let (mut ra, mut rb) = (FitsReader::open(&a).unwrap(), FitsReader::open(&b).unwrap());
+    assert_eq!(
+        ra.read_image(&HduSelector::Index(0)).unwrap(),
+        rb.read_image(&HduSelector::Index(0)).unwrap(),
+        "1 vs 2 threads"
+    );
+    assert!(read(&a).len() > 256 * 256 * 4);
+    for p in [&a, &d.path().join("a_truth.fits")] {
+        fitsverify_ok(p);
+    }
+    let wcs = ra.wcs(&HduSelector::Index(0)).unwrap();
+    let truth = FitsReader::open(d.path().join("a_truth.fits"))
+        .unwrap()
+        .read_table(&"CATALOG".into(), None)
+        .unwrap();
+    assert!(truth.data.height() > 10);
+    assert_eq!(truth.unit("ra"), Some("deg"));
+    // The catalogue's ra/dec is the image WCS at the catalogue's x/y.
+    let df = &truth.data;
+    for i in 0..5 {
+        let x = df.column("x").unwrap().f64().unwrap().get(i).unwrap();
+        let y = df.column("y").unwrap().f64().unwrap().get(i).unwrap();
+        let (ra_w, dec_w) = wcs.pixel_to_world(x, y).unwrap();
+        let ra_c = df.column("ra").unwrap().f64().unwrap().get(i).unwrap();
+        let dec_c = df.column("dec").unwrap().f64().unwrap().get(i).unwrap();
+        assert!(
+            (ra_w - ra_c).abs() < 1e-8 && (dec_w - dec_c).abs() < 1e-8,
+            "row {i}: WCS ({ra_w}, {dec_w}) vs catalogue ({ra_c}, {dec_c})"
+        );
+    }
+}
+
+#[test]
+fn event_list_is_ogip_and_astropy_reads_it() {
+    let d = tempfile::tempdir().unwrap();
+    let ev = d.path().join("ev.fits");
+    ok(&deepsky(
+        &[
+            "simulate",
+            "events",
+            "--seed",
+            "5",
+            "-o",
+            ev.to_str().unwrap(),
+        ],
+        2,
+    ));
+    fitsverify_ok(&ev);
+    fitsverify_ok(&d.path().join("ev_truth.fits"));
+    let code = r#"
+import sys
+from astropy.io import fits
+import numpy as np
+with fits.open(sys.argv[1]) as h:
+    e = h['EVENTS']; g = h['GTI'].data
+    t = e.data['TIME']
+    assert all(e.columns[c].unit for c in ['TIME', 'X', 'Y', 'ENERGY', 'PI']), [e.columns[c].unit for c in e.columns.names]
+    inside = np.zeros(len(t), bool)
+    for s, p in zip(g['START'], g['STOP']): inside |= (t >= s) & (t <= p)
+    for k in ['TELESCOP', 'INSTRUME', 'TSTART', 'TSTOP', 'EXPOSURE', 'MJDREFI', 'TIMESYS']: assert k in e.header, k
+    print(len(t), int(inside.all()), int(np.all(np.diff(t) >= 0)), e.header['TLMIN5'], e.header['TLMAX5'], round(float(e.header['EXPOSURE']) - float(np.sum(g['STOP'] - g['START'])), 6))
+"#;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .arg(&ev)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(v[0].parse::<usize>().unwrap() > 1000, "events: {}", v[0]);
+    assert_eq!(
+        &v[1..],
+        &["1", "1", "1", "1024", "0.0"],
+        "in GTIs, sorted, PI range, EXPOSURE = sum of GTIs"
+    );
+}
+
+#[test]
+fn showers_in_both_layouts_and_thread_count_independent() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.h5");
+    let b = d.path().join("b.h5");
+    let c = d.path().join("c.h5");
+    ok(&deepsky(
+        &[
+            "simulate",
+            "showers",
+            "--particle",
+            "gamma",
+            "--energy",
+            "20",
+            "-n",
+            "40",
+            "--seed",
+            "9",
+            "-o",
+            a.to_str().unwrap(),
+        ],
+        1,
+    ));
+    ok(&deepsky(
+        &[
+            "simulate",
+            "showers",
+            "--particle",
+            "gamma",
+            "--energy",
+            "20",
+            "-n",
+            "40",
+            "--seed",
+            "9",
+            "-o",
+            b.to_str().unwrap(),
+        ],
+        2,
+    ));
+    ok(&deepsky(
+        &[
+            "simulate",
+            "showers",
+            "--particle",
+            "gamma",
+            "--energy",
+            "20",
+            "-n",
+            "40",
+            "--seed",
+            "9",
+            "--layout",
+            "calochallenge",
+            "-o",
+            c.to_str().unwrap(),
+        ],
+        2,
+    ));
+    let sa = deepsky_io::calo::CaloGanShowers::read(&a).unwrap();
+    let sb = deepsky_io::calo::CaloGanShowers::read(&b).unwrap();
+    assert_eq!(sa, sb, "1 vs 2 threads");
+    assert_eq!(sa.len(), 40);
+    let total: f32 = sa.layer_0.sum() + sa.layer_1.sum() + sa.layer_2.sum() + sa.overflow.sum();
+    // Calibrated cells add up to the incident energy minus longitudinal leakage (a few %).
+    let frac = total / (40.0 * 20_000.0);
+    assert!((0.9..1.01).contains(&frac), "deposited fraction {frac}");
+    let cc = deepsky_io::calo::CaloChallengeShowers::read(&c).unwrap();
+    assert_eq!(cc.showers.shape(), &[40, 504]);
+    assert!(
+        (cc.showers.sum() - (sa.layer_0.sum() + sa.layer_1.sum() + sa.layer_2.sum())).abs() < 1.0
+    );
+}
+
+#[test]
+fn bad_parameters_are_clear_errors_with_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("x.h5");
+    for (args, needle) in [
+        (
+            vec!["simulate", "showers", "--energy", "-5", "-n", "3"],
+            "energy",
+        ),
+        (
+            vec!["simulate", "showers", "--particle", "muon", "-n", "3"],
+            "muon",
+        ),
+        (
+            vec!["simulate", "showers", "--energy", "10", "-n", "0"],
+            "n_showers",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend(["-o", out.to_str().unwrap()]);
+        let o = deepsky(&a, 1);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists());
+    }
+    let cfg = d.path().join("bad.toml");
+    std::fs::write(&cfg, "width = -3\n").unwrap();
+    let o = deepsky(
+        &[
+            "simulate",
+            "sky",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-o",
+            d.path().join("s.fits").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml"));
+    std::fs::write(&cfg, "n_sourcez = 3\n").unwrap();
+    let o = deepsky(
+        &[
+            "simulate",
+            "events",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-o",
+            d.path().join("e.fits").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("n_sourcez"));
+    std::fs::write(&cfg, "[psf]\nprofile = \"lorentz\"\nfwhm = 1.0\n").unwrap();
+    let o = deepsky(
+        &[
+            "simulate",
+            "sky",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-o",
+            d.path().join("s.fits").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("lorentz"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!d.path().join("s.fits").exists() && !d.path().join("e.fits").exists());
+}
