@@ -1,6 +1,5 @@
 //! The error type of deepsky-io: every error names the file and what is wrong with it.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// What kind of problem an [`IoError`] reports.
@@ -25,7 +24,8 @@ pub enum ErrorKind {
 }
 
 /// An I/O error with the file it concerns and a one-line message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {message}", path.display())]
 pub struct IoError {
     path: PathBuf,
     kind: ErrorKind,
@@ -73,14 +73,6 @@ impl IoError {
         IoError::new(path, kind, err.to_string())
     }
 }
-
-impl fmt::Display for IoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for IoError {}
 
 /// Result alias for deepsky-io.
 pub type Result<T> = std::result::Result<T, IoError>;

@@ -202,6 +202,8 @@ with fits.open(os.path.join(d, 'py.fits'), mode='update', do_not_scale_image_dat
     h['TAB'].header['TSCAL2'] = 0.5; h['TAB'].header['TZERO2'] = 1.0
 fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(np.arange(10000, dtype=np.int32).reshape(100, 100), compression_type='GZIP_2', name='GZ2'),
   fits.CompImageHDU(np.arange(10000, dtype=np.int16).reshape(100, 100) % 7, compression_type='PLIO_1', name='PLIO'),
+  fits.CompImageHDU(np.arange(10000, dtype=np.int16).reshape(100, 100), compression_type='GZIP_1', name='GZ1'),
+  fits.BinTableHDU.from_columns([fits.Column(name='Z', format='C', array=np.array([1+2j, 3-1j], dtype=np.complex64)), fits.Column(name='R', format='E', array=np.array([1.0, 2.0], dtype=np.float32))], name='CPLX'),
   fits.CompImageHDU(np.arange(10000, dtype=np.int16).reshape(100, 100), compression_type='HCOMPRESS_1', name='HC'),
   fits.CompImageHDU((np.arange(10000, dtype=np.float32).reshape(100, 100) / 7.0), compression_type='RICE_1', quantize_level=16.0, name='QF')]).writeto(os.path.join(d, 'comp.fits'))
 import gzip, shutil
@@ -312,6 +314,26 @@ with fits.open(os.path.join(d, 'comp.fits')) as h: print(float(h['QF'].data.sum(
     let mut c = FitsReader::open(dir.path().join("comp.fits")).unwrap();
     let gz = c.read_image(&"GZ2".into()).unwrap();
     assert_eq!(gz.stats().unwrap().sum, (0..10000).sum::<i64>() as f64);
+    let gz1 = c.read_image(&"GZ1".into()).unwrap();
+    assert_eq!(gz1.stats().unwrap().sum, (0..10000).sum::<i64>() as f64);
+    // Complex columns are a clear error naming the column; the other columns still read.
+    let err = c.read_table(&"CPLX".into(), None).unwrap_err();
+    assert_eq!(err.kind(), &deepsky_io::ErrorKind::Unsupported);
+    assert!(
+        err.to_string().contains("column `Z`") && err.to_string().contains("unsupported type"),
+        "{err}"
+    );
+    assert_eq!(
+        c.read_table(&"CPLX".into(), Some(&["R"]))
+            .unwrap()
+            .data
+            .column("R")
+            .unwrap()
+            .f32()
+            .unwrap()
+            .sum(),
+        Some(3.0)
+    );
     let plio = c.read_image(&"PLIO".into()).unwrap();
     assert_eq!(
         plio.stats().unwrap().sum,

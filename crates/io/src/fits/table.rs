@@ -11,6 +11,7 @@ use std::os::raw::{c_char, c_int, c_void};
 
 use fitsio::sys;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::ffi::{self, Handle};
 use super::read::ColumnInfo;
@@ -386,9 +387,11 @@ pub(crate) fn read_columns(
                     first + done + rows
                 )
             })?;
-            for d in decoders.iter_mut() {
-                d.decode(&buf[..bytes], rows, row_bytes);
-            }
+            // Columns decode independently: spread them over the cores.
+            let block = &buf[..bytes];
+            decoders
+                .par_iter_mut()
+                .for_each(|d| d.decode(block, rows, row_bytes));
             done += rows;
         }
     }
@@ -431,14 +434,14 @@ pub(crate) fn read_columns(
 
 /// Accumulates the decoded values of one fixed column across row blocks.
 enum Values {
-    U8(Vec<Option<u8>>),
-    I8(Vec<Option<i8>>),
-    I16(Vec<Option<i16>>),
-    U16(Vec<Option<u16>>),
-    I32(Vec<Option<i32>>),
-    U32(Vec<Option<u32>>),
-    I64(Vec<Option<i64>>),
-    U64(Vec<Option<u64>>),
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
     F32(Vec<f32>),
     F64(Vec<f64>),
     Bool(Vec<Option<bool>>),
@@ -454,6 +457,8 @@ struct Decoder {
     /// Characters per string element (A columns).
     str_width: usize,
     values: Values,
+    /// For integer columns with TNULL: whether each element is defined.
+    valid: Vec<bool>,
 }
 
 impl Decoder {
@@ -497,23 +502,25 @@ impl Decoder {
             tnull,
             str_width,
             values,
+            valid: Vec::new(),
         }
     }
 
     fn decode(&mut self, buf: &[u8], rows: usize, row_bytes: usize) {
         let (off, rep, tnull) = (self.offset, self.repeat, self.tnull);
         let cells = (0..rows).map(|r| &buf[r * row_bytes + off..]);
+        let valid = &mut self.valid;
+        // The hot loop of table reading: one big-endian conversion per element, and the null
+        // check only for columns that declare TNULL.
         macro_rules! ints {
             ($v:expr, $raw:ty, $n:expr, $map:expr) => {
                 for cell in cells {
-                    for k in 0..rep {
-                        let raw =
-                            <$raw>::from_be_bytes(cell[k * $n..k * $n + $n].try_into().unwrap());
-                        $v.push(if tnull == Some(raw as i64) {
-                            None
-                        } else {
-                            Some($map(raw))
-                        });
+                    for b in cell[..rep * $n].chunks_exact($n) {
+                        let raw = <$raw>::from_be_bytes(b.try_into().unwrap());
+                        if let Some(t) = tnull {
+                            valid.push(raw as i64 != t);
+                        }
+                        $v.push($map(raw));
                     }
                 }
             };
@@ -543,6 +550,15 @@ impl Decoder {
                         let end = chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len());
                         v.push(String::from_utf8_lossy(&chunk[..end]).into_owned());
                     }
+                }
+            }
+            (Values::F64(v), 'D') if !matches!(self.conv, Conv::Scaled { .. }) => {
+                for cell in cells {
+                    v.extend(
+                        cell[..rep * 8]
+                            .chunks_exact(8)
+                            .map(|b| f64::from_be_bytes(b.try_into().unwrap())),
+                    );
                 }
             }
             (Values::F64(v), code) => {
@@ -607,15 +623,18 @@ impl Decoder {
     fn finish(self, spec: &ColumnSpec) -> PolarsResult<Series> {
         let name: PlSmallStr = spec.name.as_str().into();
         // Integer columns without TNULL have no nulls: build them without validity masks.
+        let valid = self.valid;
         macro_rules! int_series {
             ($v:expr) => {{
                 if self.tnull.is_some() {
-                    Series::new(name.clone(), $v)
+                    let opt: Vec<_> = $v
+                        .into_iter()
+                        .zip(&valid)
+                        .map(|(x, &ok)| ok.then_some(x))
+                        .collect();
+                    Series::new(name.clone(), opt)
                 } else {
-                    Series::new(
-                        name.clone(),
-                        $v.into_iter().map(|x| x.unwrap()).collect::<Vec<_>>(),
-                    )
+                    Series::new(name.clone(), $v)
                 }
             }};
         }
