@@ -13,8 +13,10 @@ CARGO ?= cargo
 setup:
 	@bash .ci/setup
 
+# One build serves demo and tests: the dev profile compiles every crate at opt-level 3
+# (Cargo.toml), so there is no second, release build to wait for.
 build: setup
-	$(CARGO) build --release --locked
+	$(CARGO) build --locked
 
 demo: build
 	@bash scripts/demo.sh

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate every bundled sample in data/ from the committed configs and seeds.
-# Usage: data/regenerate.sh [OUTDIR] [DEEPSKY]   (defaults: data/ and target/release/deepsky)
+# Usage: data/regenerate.sh [OUTDIR] [DEEPSKY]   (defaults: data/ and target/debug/deepsky)
 # The test suite runs this into a temporary folder and compares with the committed files.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/data}"
-deepsky="${2:-$root/target/release/deepsky}"
+deepsky="${2:-$root/target/debug/deepsky}"
 cfg="$root/pipelines/configs"
 mkdir -p "$out"
 cd "$out"

@@ -2,7 +2,7 @@
 # The README's demo: what deepsky can do today on the bundled data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEEPSKY=${DEEPSKY:-target/release/deepsky}
+DEEPSKY=${DEEPSKY:-target/debug/deepsky}
 echo "== deepsky inspect --stats over data/"
 "$DEEPSKY" inspect --stats data/*.fits data/*.h5
 out=${DEMO_OUT:-out/demo}

@@ -281,7 +281,14 @@ fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), Failure> {
         return dump(&cfg);
     }
     cfg.validate()?;
-    let bar = Bar::new(0, "sky", quiet);
+    // One tick per source, cosmic ray and bad column.
+    let work = cfg.n_stars
+        + cfg.n_galaxies
+        + cfg.artefacts.saturated_stars
+        + cfg.artefacts.cosmic_rays
+        + cfg.artefacts.bad_columns
+        + cfg.injections.len();
+    let bar = Bar::new(work as u64, "sky", quiet);
     let field = sky::simulate_sky(&cfg, &bar)?;
     drop(bar);
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
