@@ -245,52 +245,35 @@ fn bad_parameters_are_clear_errors_with_exit_2() {
         );
         assert!(!out.exists());
     }
+    // A bad config file: exit 2, one line naming the file and the offending key or value.
     let cfg = d.path().join("bad.toml");
-    std::fs::write(&cfg, "width = -3\n").unwrap();
-    let o = deepsky(
-        &[
-            "simulate",
-            "sky",
-            "-c",
-            cfg.to_str().unwrap(),
-            "-o",
-            d.path().join("s.fits").to_str().unwrap(),
-        ],
-        1,
+    let bad_config = |simulator: &str, text: &str, needle: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        let out = d.path().join(format!("{simulator}.fits"));
+        let o = deepsky(
+            &[
+                "simulate",
+                simulator,
+                "-c",
+                cfg.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            1,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{text}: {err}");
+        assert!(
+            err.contains("bad.toml") && err.contains(needle) && err.trim_end().lines().count() == 1,
+            "{text}: {err}"
+        );
+        assert!(!out.exists(), "{text}: an output was written");
+    };
+    bad_config("sky", "width = -3\n", "`-3`");
+    bad_config("events", "n_sourcez = 3\n", "n_sourcez");
+    bad_config(
+        "sky",
+        "[psf]\nprofile = \"lorentz\"\nfwhm = 1.0\n",
+        "lorentz",
     );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml"));
-    std::fs::write(&cfg, "n_sourcez = 3\n").unwrap();
-    let o = deepsky(
-        &[
-            "simulate",
-            "events",
-            "-c",
-            cfg.to_str().unwrap(),
-            "-o",
-            d.path().join("e.fits").to_str().unwrap(),
-        ],
-        1,
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("n_sourcez"));
-    std::fs::write(&cfg, "[psf]\nprofile = \"lorentz\"\nfwhm = 1.0\n").unwrap();
-    let o = deepsky(
-        &[
-            "simulate",
-            "sky",
-            "-c",
-            cfg.to_str().unwrap(),
-            "-o",
-            d.path().join("s.fits").to_str().unwrap(),
-        ],
-        1,
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("lorentz"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(!d.path().join("s.fits").exists() && !d.path().join("e.fits").exists());
 }
