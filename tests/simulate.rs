@@ -148,8 +148,9 @@ fn showers_in_both_layouts_and_thread_count_independent() {
     let a = d.path().join("a.h5");
     let b = d.path().join("b.h5");
     let c = d.path().join("c.h5");
-    ok(&deepsky(
-        &[
+    // The same 40 photon showers at 20 GeV, seed 9: only layout, output and threads vary.
+    let run = |layout: &str, out: &Path, threads: usize| {
+        let args = [
             "simulate",
             "showers",
             "--particle",
@@ -160,47 +161,14 @@ fn showers_in_both_layouts_and_thread_count_independent() {
             "40",
             "--seed",
             "9",
-            "-o",
-            a.to_str().unwrap(),
-        ],
-        1,
-    ));
-    ok(&deepsky(
-        &[
-            "simulate",
-            "showers",
-            "--particle",
-            "gamma",
-            "--energy",
-            "20",
-            "-n",
-            "40",
-            "--seed",
-            "9",
-            "-o",
-            b.to_str().unwrap(),
-        ],
-        2,
-    ));
-    ok(&deepsky(
-        &[
-            "simulate",
-            "showers",
-            "--particle",
-            "gamma",
-            "--energy",
-            "20",
-            "-n",
-            "40",
-            "--seed",
-            "9",
-            "--layout",
-            "calochallenge",
-            "-o",
-            c.to_str().unwrap(),
-        ],
-        2,
-    ));
+        ];
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend(["--layout", layout, "-o", out.to_str().unwrap()]);
+        ok(&deepsky(&args, threads));
+    };
+    run("calogan", &a, 1);
+    run("calogan", &b, 2);
+    run("calochallenge", &c, 2);
     let sa = deepsky_io::calo::CaloGanShowers::read(&a).unwrap();
     let sb = deepsky_io::calo::CaloGanShowers::read(&b).unwrap();
     assert_eq!(sa, sb, "1 vs 2 threads");
