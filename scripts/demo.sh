@@ -12,3 +12,14 @@ echo "== deepsky simulate: a fresh sky field, event list and 100 showers in $out
 "$DEEPSKY" simulate events -c pipelines/configs/events.toml --seed 7 -o "$out/events.fits"
 "$DEEPSKY" simulate showers --energy 50 -n 100 --seed 7 -o "$out/showers.h5"
 "$DEEPSKY" inspect "$out/sky.fits" "$out/sky_truth.fits" "$out/events.fits" "$out/showers.h5"
+echo "== deepsky anomaly: autoencoder on the bundled cutouts (rare lenses, mergers, artefacts)"
+"$DEEPSKY" anomaly -c pipelines/configs/anomaly.toml -o "$out/anomaly"
+python3 - "$out/anomaly/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"   autoencoder AUC {r['auc']:.3f} vs PCA baseline {r['baseline_auc']:.3f} "
+      f"(+{r['auc_margin']:.3f}); {r['rare_in_top_k']} of the top {r['top_k']} are rare objects")
+PY
+echo "== deepsky anomaly: light-curve features of the bundled event list (flares as anomalies)"
+"$DEEPSKY" anomaly -c pipelines/configs/anomaly_lightcurves.toml -o "$out/anomaly_lc"
+echo "== outputs in $out (plots in */plots/)"

@@ -110,7 +110,7 @@ fn regeneration_reproduces_the_committed_samples() {
         compared += 1;
     }
     assert_eq!(
-        compared, 6,
-        "sky field + truth, cutouts, events + truth, showers"
+        compared, 7,
+        "sky field + truth, cutouts, events + truth + features, showers"
     );
 }

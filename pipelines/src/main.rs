@@ -4,6 +4,8 @@
 //! an exit code (0 success, 1 failure, 2 bad input or config, 130 interrupted). Every error is
 //! printed as one line naming the file and the problem.
 
+mod anomaly;
+mod common;
 mod inspect;
 mod simulate;
 
@@ -33,12 +35,14 @@ enum Command {
     /// Generate reference data: sky fields, cutout sets, photon event lists, calorimeter showers.
     #[command(subcommand)]
     Simulate(simulate::SimulateCommand),
+    /// Train an autoencoder, score every object, cluster the latent space, rank anomalies.
+    Anomaly(anomaly::AnomalyArgs),
 }
 
 /// An error with the exit code it deserves.
 #[derive(Debug)]
 pub struct Failure {
-    /// 1 failure, 2 bad input or config.
+    /// 1 failure, 2 bad input or config, 130 interrupted.
     pub code: u8,
     /// One line.
     pub message: String,
@@ -70,26 +74,19 @@ impl From<deepsky_io::IoError> for Failure {
     }
 }
 
+impl From<deepsky_runtime::RunError> for Failure {
+    fn from(e: deepsky_runtime::RunError) -> Self {
+        Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<deepsky_sim::SimError> for Failure {
     fn from(e: deepsky_sim::SimError) -> Self {
         Failure::input(e)
     }
-}
-
-fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DEEPSKY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -102,10 +99,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    deepsky_runtime::progress::init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Simulate(cmd) => simulate::run(cmd, cli.quiet),
+        Command::Anomaly(args) => anomaly::run(args).map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

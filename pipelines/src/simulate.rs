@@ -52,9 +52,13 @@ pub struct Common {
 pub struct EventsArgs {
     #[command(flatten)]
     common: Common,
-    /// Output event file; the truth tables go to `<stem>_truth.fits` beside it.
+    /// Output event file; the truth tables go to `<stem>_truth.fits` beside it, per-source
+    /// light-curve features to `<stem>_features.fits`.
     #[arg(short, long, default_value = "events.fits")]
     out: PathBuf,
+    /// Light-curve bin for the per-source features, seconds.
+    #[arg(long, default_value_t = 500.0)]
+    feature_bin: f64,
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +219,11 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
 
 /// `<dir>/<stem>_truth.fits` for `<dir>/<stem>.fits[.gz]`.
 fn truth_path(out: &Path) -> PathBuf {
+    sibling(out, "truth")
+}
+
+/// `<stem>_<suffix>.fits` beside `out`.
+fn sibling(out: &Path, suffix: &str) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -223,7 +232,7 @@ fn truth_path(out: &Path) -> PathBuf {
         .trim_end_matches(".gz")
         .trim_end_matches(".fits")
         .trim_end_matches(".fit");
-    out.with_file_name(format!("{stem}_truth.fits"))
+    out.with_file_name(format!("{stem}_{suffix}.fits"))
 }
 
 /// A simulator's (name, unit, description, data) columns as a DataFrame and its FITS metadata.
@@ -417,6 +426,12 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
         return dump(&cfg);
     }
     cfg.validate()?;
+    if !(a.feature_bin.is_finite() && a.feature_bin > 0.0) {
+        return Err(Failure::input(format!(
+            "--feature-bin must be a positive number of seconds, got {}",
+            a.feature_bin
+        )));
+    }
     let bar = Bar::new((cfg.n_sources + cfg.n_gtis) as u64, "events", quiet);
     let ev = events::simulate_events(&cfg, &bar)?;
     drop(bar);
@@ -508,12 +523,31 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
         &[Card::comment("simulation truth: one row per flare")],
     )?;
     w.finish()?;
+
+    // Per-source light-curve features, measured from the events as an analysis would (the
+    // LABEL column is the truth, for evaluating anomaly searches on them).
+    let features = events::light_curve_features(&ev, a.feature_bin);
+    let features_path = sibling(&a.out, "features");
+    let mut w = FitsWriter::create(&features_path)?;
+    w.write_primary_header(&prov)?;
+    let (ft, ft_meta) = columns_frame(features.columns())?;
+    w.write_table(
+        "FEATURES",
+        &ft,
+        &ft_meta,
+        &[
+            Card::new("BINSIZE", a.feature_bin, "[s] light-curve bin"),
+            Card::comment("light-curve features per source, measured from the event list"),
+        ],
+    )?;
+    w.finish()?;
     eprintln!(
-        "wrote {} events to {} and the truth of {} sources to {}",
+        "wrote {} events to {}, the truth of {} sources to {} and their features to {}",
         ev.len(),
         a.out.display(),
         ev.sources.len(),
-        truth.display()
+        truth.display(),
+        features_path.display()
     );
     Ok(())
 }

@@ -36,6 +36,7 @@ mod error;
 pub mod fits;
 pub mod h5;
 pub mod inspect;
+pub mod tabular;
 pub mod wcs;
 
 pub use data::{NdData, Stats};

@@ -1,0 +1,152 @@
+//! What every learning pipeline's command line shares: `-c/--config` (repeatable), `--set`,
+//! `-o/--out`, `--dump-config`, `--resume`, `--device`, `--shard` — and the run's frame:
+//! resolve the config, create the output directory, record provenance, write
+//! `provenance.json` whatever the outcome.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use deepsky_runtime::{config, OutDir, PipelineConfig, Provenance, Resolved, RunError, Shard};
+
+/// Options of every pipeline.
+#[derive(Args, Debug, Clone)]
+pub struct PipelineArgs {
+    /// TOML config file; repeat to layer (later files win).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Override one setting, e.g. `--set train.epochs=5` (wins over files; repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Output directory (created if missing).
+    #[arg(short, long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Print the fully resolved config as TOML and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+    /// Continue an interrupted training run from the last checkpoint in the output directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Compute device: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Run shard K of N (0-based, `--shard 0/4` … `--shard 3/4`) over the inputs.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+}
+
+/// Resolve the config; with `--dump-config` print it and return None.
+pub fn resolve<C: PipelineConfig>(args: &PipelineArgs) -> Result<Option<Resolved<C>>, RunError> {
+    let resolved = config::load::<C>(&args.configs, &args.sets)?;
+    if args.dump_config {
+        print!("{}", resolved.to_toml());
+        return Ok(None);
+    }
+    Ok(Some(resolved))
+}
+
+/// A started run: its output directory and provenance record.
+pub struct RunFrame {
+    /// Where outputs go.
+    pub out: OutDir,
+    /// How they are made.
+    pub provenance: Provenance,
+}
+
+impl RunFrame {
+    /// Create the output directory and start the provenance record.
+    pub fn start<C: serde::Serialize>(
+        pipeline: &str,
+        args: &PipelineArgs,
+        cfg: &Resolved<C>,
+    ) -> Result<RunFrame, RunError> {
+        deepsky_runtime::interrupt::install_handler();
+        let out = OutDir::create(&args.out)?;
+        let features: Vec<&str> = deepsky_nn::device::enabled_features();
+        let mut provenance = Provenance::start(pipeline, env!("CARGO_PKG_VERSION"), &features, cfg);
+        provenance.device = args.device.clone();
+        if let Some(s) = args.shard {
+            provenance
+                .shards
+                .push(serde_json::json!({ "shard": s.to_string() }));
+        }
+        Ok(RunFrame { out, provenance })
+    }
+
+    /// Close the record with `result` and write `provenance.json`; returns `result`.
+    pub fn finish<T>(mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+        self.provenance.finish(result.as_ref().map(|_| ()));
+        if let Err(e) = self.provenance.write(self.out.root()) {
+            tracing::warn!("could not write provenance.json: {e}");
+        }
+        result
+    }
+}
+
+/// Map a training-machinery error to the runtime's kinds.
+pub fn nn_error(e: deepsky_nn::NnError) -> RunError {
+    use deepsky_nn::NnError;
+    match e {
+        NnError::Interrupted => RunError::Interrupted,
+        NnError::Config(m) => RunError::Input(m),
+        e @ NnError::Checkpoint { .. } => RunError::Input(e.to_string()),
+        e => RunError::Failed(e.to_string()),
+    }
+}
+
+/// Hooks that drive a progress bar and honour Ctrl-C.
+pub struct TrainProgress {
+    bar: deepsky_runtime::Progress,
+    steps_per_epoch: usize,
+}
+
+impl TrainProgress {
+    /// A bar over `epochs × steps_per_epoch` steps.
+    pub fn new(label: &str, epochs: usize, steps_per_epoch: usize) -> TrainProgress {
+        TrainProgress {
+            bar: deepsky_runtime::Progress::new(label, (epochs * steps_per_epoch) as u64, "steps"),
+            steps_per_epoch,
+        }
+    }
+}
+
+impl deepsky_nn::train::Hooks for TrainProgress {
+    fn on_step(&mut self, step: usize, _loss: f64) {
+        // After a resume the bar starts where the run stands.
+        let done = self.bar.done() as usize;
+        if step > done {
+            self.bar.inc((step - done) as u64);
+        }
+    }
+    fn on_epoch(&mut self, r: &deepsky_nn::train::EpochRecord) {
+        let val = r
+            .val_loss
+            .map(|v| format!(" val {v:.4}"))
+            .unwrap_or_default();
+        self.bar
+            .message(&format!("epoch {} loss {:.4}{val}", r.epoch, r.train_loss));
+        tracing::info!(
+            "epoch {}: train loss {:.5}{val}, lr {:.2e}",
+            r.epoch,
+            r.train_loss,
+            r.lr
+        );
+        let _ = self.steps_per_epoch;
+    }
+    fn should_stop(&self) -> bool {
+        deepsky_runtime::interrupt::interrupted()
+    }
+}
+
+/// Formats of plots from a config list like `["png", "pdf"]`.
+pub fn plot_formats(names: &[String]) -> Result<Vec<deepsky_plot::Format>, RunError> {
+    names
+        .iter()
+        .map(|n| {
+            deepsky_plot::Format::parse(n).ok_or_else(|| {
+                RunError::input(format!(
+                    "config: `output.plots`: unknown format `{n}` (png, svg, pdf)"
+                ))
+            })
+        })
+        .collect()
+}
