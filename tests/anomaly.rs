@@ -143,20 +143,78 @@ print(json.dumps({"n": len(cat), "rank": list(map(int, cat["RANK"][:3])), "same_
     ]));
     let r2 = json(&again.join("report.json"));
     assert_eq!(r2["auc"], report["auc"]);
-    // (The PCA baseline is refitted on all objects when applying, so only the model's own
-    // columns are compared.)
-    let cols = |p: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
-            .collect()
-    };
+    // The model directory holds the PCA baseline too, so the whole catalogue repeats.
+    let a = std::fs::read_to_string(out.join("anomalies.csv")).unwrap();
+    let b = std::fs::read_to_string(again.join("anomalies.csv")).unwrap();
     assert_eq!(
-        cols(&out.join("anomalies.csv")),
-        cols(&again.join("anomalies.csv")),
-        "scores of the applied model differ"
+        a, b,
+        "the applied model's catalogue differs from the training run's"
     );
+
+    // Scoring in three shards and merging gives the single run's result.
+    let mut shard_dirs = vec![];
+    for k in 0..3 {
+        let dir = d.path().join(format!("shard{k}"));
+        ok(&deepsky(&[
+            "anomaly",
+            "-c",
+            "pipelines/configs/anomaly.toml",
+            "--model",
+            out.join("model").to_str().unwrap(),
+            "--shard",
+            &format!("{k}/3"),
+            "--set",
+            "output.plots=[\"png\"]",
+            "-o",
+            dir.to_str().unwrap(),
+        ]));
+        assert_eq!(
+            json(&dir.join("report.json"))["n_objects"],
+            [333, 333, 334][k]
+        );
+        shard_dirs.push(dir);
+    }
+    let merged = d.path().join("merged");
+    let mut args = vec![
+        "anomaly",
+        "-c",
+        "pipelines/configs/anomaly.toml",
+        "--set",
+        "output.plots=[\"png\"]",
+        "-o",
+        merged.to_str().unwrap(),
+        "--merge",
+    ];
+    // Given out of order on purpose: shards are put back in order by their index.
+    args.extend([
+        shard_dirs[2].to_str().unwrap(),
+        shard_dirs[0].to_str().unwrap(),
+        shard_dirs[1].to_str().unwrap(),
+    ]);
+    ok(&deepsky(&args));
+    let m = std::fs::read_to_string(merged.join("anomalies.csv")).unwrap();
+    assert_eq!(m, b, "merged shards differ from one run");
+    let mr = json(&merged.join("report.json"));
+    assert_eq!(mr["auc"], r2["auc"]);
+    assert_eq!(mr["cluster_sizes"], r2["cluster_sizes"]);
+    assert_eq!(mr["merged_shards"], 3);
+    assert_eq!(
+        json(&merged.join("provenance.json"))["shards"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // A missing shard is a clear error.
+    let o = deepsky(&[
+        "anomaly",
+        "-o",
+        d.path().join("bad").to_str().unwrap(),
+        "--merge",
+        shard_dirs[0].to_str().unwrap(),
+        shard_dirs[2].to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, &["1/3", "missing"]);
 }
 
 #[test]

@@ -97,6 +97,61 @@ impl PcaModel {
     pub fn explained_variance_ratio(&self) -> &[f64] {
         &self.explained_ratio
     }
+
+    /// Save as JSON (mean, components, explained variance), atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), LatentError> {
+        let stored = StoredPca {
+            mean: self.mean.to_vec(),
+            components: self
+                .components
+                .rows()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect(),
+            explained_ratio: self.explained_ratio.clone(),
+        };
+        let text = serde_json::to_string(&stored).map_err(err)?;
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).map_err(|e| LatentError(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(|e| LatentError(format!("{}: {e}", path.display())))
+    }
+
+    /// Load what [`PcaModel::save`] wrote.
+    pub fn load(path: &std::path::Path) -> Result<PcaModel, LatentError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LatentError(format!("{}: {e}", path.display())))?;
+        let s: StoredPca = serde_json::from_str(&text)
+            .map_err(|e| LatentError(format!("{}: not a saved PCA: {e}", path.display())))?;
+        let k = s.components.len();
+        let d = s.mean.len();
+        if s.components.iter().any(|r| r.len() != d) {
+            return Err(LatentError(format!(
+                "{}: components do not match the mean's length {d}",
+                path.display()
+            )));
+        }
+        Ok(PcaModel {
+            mean: Array1::from(s.mean),
+            components: Array2::from_shape_vec(
+                (k, d),
+                s.components.into_iter().flatten().collect(),
+            )
+            .expect("checked"),
+            explained_ratio: s.explained_ratio,
+        })
+    }
+
+    /// Number of input features.
+    pub fn features(&self) -> usize {
+        self.mean.len()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPca {
+    mean: Vec<f64>,
+    components: Vec<Vec<f64>>,
+    explained_ratio: Vec<f64>,
 }
 
 /// The `k` largest eigenvalues of the covariance of the centred rows `xc` and their
@@ -265,6 +320,10 @@ mod tests {
         assert_eq!(worst, 200);
         assert!(e[..200].iter().all(|&v| v < 0.05));
         assert_eq!(pca.transform(&x).dim(), (201, 2));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pca.json");
+        pca.save(&p).unwrap();
+        assert_eq!(PcaModel::load(&p).unwrap().reconstruction_error(&x), e);
     }
 
     #[test]

@@ -7,13 +7,15 @@
 
 mod config;
 mod input;
+mod merge;
 mod output;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
 use deepsky_nn::train::TrainConfig;
-use deepsky_repr::fit::Trained;
+use deepsky_repr::fit::{Scores, Trained};
 use deepsky_repr::latent::{self, PcaModel};
 use deepsky_runtime::{RunError, Shard};
 use serde_json::json;
@@ -29,8 +31,12 @@ pub struct AnomalyArgs {
     common: PipelineArgs,
     /// Apply a trained model (a directory with model.json and model.safetensors, e.g. an
     /// earlier run's OUT/model) instead of training.
-    #[arg(long, value_name = "DIR")]
-    model: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "DIR", conflicts_with = "merge")]
+    model: Option<PathBuf>,
+    /// Merge the output directories of the shards of a `--model --shard K/N` run into one
+    /// result in `-o DIR` (the same rows and values as one unsharded run).
+    #[arg(long, value_name = "SHARD_DIR", num_args = 1..)]
+    merge: Vec<PathBuf>,
 }
 
 /// Run the pipeline.
@@ -38,10 +44,25 @@ pub fn run(args: AnomalyArgs) -> Result<(), RunError> {
     let Some(cfg) = common::resolve::<AnomalyConfig>(&args.common)? else {
         return Ok(());
     };
-    let frame = RunFrame::start("anomaly", &args.common, &cfg)?;
-    let mut frame = frame;
-    let result = execute(&args, &cfg.config, &mut frame);
+    let mut frame = RunFrame::start("anomaly", &args.common, &cfg)?;
+    let result = if args.merge.is_empty() {
+        execute(&args, &cfg.config, &mut frame)
+    } else {
+        merge::run(&args.merge, &cfg.config, &mut frame)
+    };
     frame.finish(result)
+}
+
+/// Per-object results, however they were obtained (scored here or read from shards).
+pub struct Scored {
+    /// Model scores and latents.
+    pub scores: Scores,
+    /// The ranking score (`neg_elbo` or `recon`).
+    pub score: Vec<f64>,
+    /// Which score ranks.
+    pub score_name: &'static str,
+    /// PCA-reconstruction baseline.
+    pub baseline: Vec<f64>,
 }
 
 fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Result<(), RunError> {
@@ -67,21 +88,15 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
             objects.len()
         )));
     }
-    if let Err((k, m)) = cfg.model.check(&objects.shape) {
-        return Err(RunError::input(format!("config: `model.{k}`: {m}")));
-    }
     let t_load = t0.elapsed().as_secs_f64();
 
-    // Model: train, or load and apply.
+    // Model and baseline: train them, or load them.
     let t1 = Instant::now();
-    let (model, outcome) = match &args.model {
+    let (model, baseline_pca, outcome, x) = match &args.model {
         Some(dir) => {
-            frame
-                .provenance
-                .input(&dir.join("model.safetensors"), "model")?;
-            frame
-                .provenance
-                .input(&dir.join("model.json"), "model card")?;
+            for f in ["model.safetensors", "model.json", "baseline_pca.json"] {
+                frame.provenance.input(&dir.join(f), "model")?;
+            }
             let m = Trained::load(dir, &device).map_err(common::nn_error)?;
             if m.card.input_shape != objects.shape {
                 return Err(RunError::input(format!(
@@ -91,9 +106,14 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
                     objects.shape
                 )));
             }
-            (m, None)
+            let pca = PcaModel::load(&dir.join("baseline_pca.json")).map_err(RunError::input)?;
+            let x = m.card.normaliser.apply(&objects.rows);
+            (m, pca, None, x)
         }
         None => {
+            if let Err((k, m)) = cfg.model.check(&objects.shape) {
+                return Err(RunError::input(format!("config: `model.{k}`: {m}")));
+            }
             let normaliser = deepsky_repr::normalise::Normaliser::fit(
                 cfg.input.normalise,
                 cfg.input.softening,
@@ -119,10 +139,18 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
             let outcome = m
                 .fit(&x, train_cfg, Some(&ckpt), args.common.resume, &mut hooks)
                 .map_err(common::nn_error)?;
+            // Baseline: PCA reconstruction with as many components as the latent space,
+            // fitted on the same training objects, saved with the model so that applying the
+            // model (in one job or in shards) scores the baseline identically.
+            let train_rows = x.select(ndarray::Axis(0), &outcome.train_indices);
+            let pca = PcaModel::fit(&train_rows, cfg.model.latent)
+                .map_err(|e| RunError::failed(format!("PCA baseline: {e}")))?;
             let model_dir = frame.out.path("model");
             std::fs::create_dir_all(&model_dir)
                 .map_err(|e| RunError::failed(format!("{}: {e}", model_dir.display())))?;
             m.save(&model_dir).map_err(common::nn_error)?;
+            pca.save(&model_dir.join("baseline_pca.json"))
+                .map_err(|e| RunError::failed(format!("PCA baseline: {e}")))?;
             frame
                 .provenance
                 .output("model/model.safetensors", "trained weights");
@@ -130,7 +158,11 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
                 "model/model.json",
                 "model card (architecture, normalisation)",
             );
-            (m, Some(outcome))
+            frame.provenance.output(
+                "model/baseline_pca.json",
+                "PCA baseline fitted on the training objects",
+            );
+            (m, pca, Some(outcome), x)
         }
     };
     let t_train = t1.elapsed().as_secs_f64();
@@ -138,75 +170,105 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
 
     // Scores.
     let t2 = Instant::now();
-    let x = model.card.normaliser.apply(&objects.rows);
+    if baseline_pca.features() != x.ncols() {
+        return Err(RunError::input(
+            "the saved PCA baseline does not match the input's features",
+        ));
+    }
     let scores = model.score(&x, 256).map_err(common::nn_error)?;
-    let use_elbo = cfg.output.score == config::ScoreKind::Elbo
-        || (cfg.output.score == config::ScoreKind::Auto && scores.neg_elbo.is_some());
-    let score: Vec<f64> = match (&scores.neg_elbo, use_elbo) {
-        (Some(e), true) => e.clone(),
-        (None, true) if cfg.output.score == config::ScoreKind::Elbo => {
-            return Err(RunError::input("config: `output.score`: `elbo` needs a variational model (model.variational = true)"));
+    let use_elbo = match cfg.output.score {
+        config::ScoreKind::Elbo if scores.neg_elbo.is_none() => {
+            return Err(RunError::input(
+                "config: `output.score`: `elbo` needs a variational model (model.variational = true)",
+            ));
         }
+        config::ScoreKind::Elbo => true,
+        config::ScoreKind::Auto => scores.neg_elbo.is_some(),
+        config::ScoreKind::Recon => false,
+    };
+    let score = match (&scores.neg_elbo, use_elbo) {
+        (Some(e), true) => e.clone(),
         _ => scores.recon.clone(),
     };
-
-    // Baseline: PCA reconstruction with as many components as the latent space, fitted on the
-    // same training objects.
-    let train_rows = match &outcome {
-        Some(o) => x.select(ndarray::Axis(0), &o.train_indices),
-        None => x.clone(),
-    };
-    let pca = PcaModel::fit(&train_rows, cfg.model.latent)
-        .map_err(|e| RunError::failed(format!("PCA baseline: {e}")))?;
-    let baseline = pca.reconstruction_error(&x);
-
-    // Latent space: 2-D PCA embedding and clusters.
-    let embed = PcaModel::fit(&scores.latent, 2)
-        .map_err(|e| RunError::failed(format!("latent PCA: {e}")))?;
-    let embedding = embed.transform(&scores.latent);
-    let clusters = latent::cluster(&scores.latent, &cfg.cluster)
-        .map_err(|e| RunError::failed(format!("clustering: {e}")))?;
-    let t_score = t2.elapsed().as_secs_f64();
-    deepsky_runtime::interrupt::check()?;
-
-    // Outputs.
-    let t3 = Instant::now();
-    let analysis = output::Analysis {
-        objects: &objects,
-        normalised: &x,
-        model: &model,
-        scores: &scores,
-        score: &score,
+    let baseline = baseline_pca.reconstruction_error(&x);
+    let scored = Scored {
+        scores,
+        score,
         score_name: if use_elbo { "neg_elbo" } else { "recon" },
-        baseline: &baseline,
+        baseline,
+    };
+    let t_score = t2.elapsed().as_secs_f64();
+    let mut report = finish(
+        &objects,
+        &scored,
+        Some((&model, &x)),
+        outcome.as_ref(),
+        cfg,
+        frame,
+    )?;
+    report["timings_s"] = json!({
+        "load": t_load, "train": t_train, "score": t_score,
+        "total": t0.elapsed().as_secs_f64(),
+    });
+    if !shard.is_whole() {
+        report["shard"] = json!(shard.to_string());
+    }
+    frame.out.write_report(&report)?;
+    frame.provenance.output("report.json", "headline figures");
+    Ok(())
+}
+
+/// The steps after scoring, shared by single runs and merges: latent embedding and clusters,
+/// metrics, tables, plots. Returns the report (without timings).
+fn finish(
+    objects: &input::Objects,
+    s: &Scored,
+    model: Option<(&Trained, &ndarray::Array2<f32>)>,
+    outcome: Option<&deepsky_nn::train::TrainOutcome>,
+    cfg: &AnomalyConfig,
+    frame: &mut RunFrame,
+) -> Result<serde_json::Value, RunError> {
+    deepsky_runtime::interrupt::check()?;
+    let t = Instant::now();
+    let embed = PcaModel::fit(&s.scores.latent, 2)
+        .map_err(|e| RunError::failed(format!("latent PCA: {e}")))?;
+    let embedding = embed.transform(&s.scores.latent);
+    let clusters = latent::cluster(&s.scores.latent, &cfg.cluster)
+        .map_err(|e| RunError::failed(format!("clustering: {e}")))?;
+    let analysis = output::Analysis {
+        objects,
+        normalised: model.map(|m| m.1),
+        model: model.map(|m| m.0),
+        scores: &s.scores,
+        score: &s.score,
+        score_name: s.score_name,
+        baseline: &s.baseline,
         embedding: &embedding,
         clusters: &clusters,
-        outcome: outcome.as_ref(),
+        outcome,
     };
     let metrics = output::metrics(&analysis, cfg)?;
     output::write_tables(&analysis, cfg, frame)?;
     let plots = output::write_plots(&analysis, cfg, &metrics, frame)?;
-    let t_out = t3.elapsed().as_secs_f64();
-
     let mut report = json!({
         "pipeline": "anomaly",
         "n_objects": objects.len(),
         "input_shape": objects.shape,
-        "score": if use_elbo { "neg_elbo" } else { "recon" },
-        "latent": cfg.model.latent,
+        "score": s.score_name,
+        "latent": s.scores.latent.ncols(),
         "n_clusters": clusters.iter().filter(|&&c| c >= 0).collect::<std::collections::BTreeSet<_>>().len(),
         "cluster_sizes": output::cluster_sizes(&clusters),
         "top_k": cfg.output.top_k.min(objects.len()),
-        "pca_baseline_components": cfg.model.latent,
+        "pca_baseline_components": s.scores.latent.ncols(),
         "plots": plots,
-        "timings_s": { "load": t_load, "train": t_train, "score": t_score, "outputs": t_out, "total": t0.elapsed().as_secs_f64() },
+        "outputs_s": t.elapsed().as_secs_f64(),
     });
     if let Some(m) = metrics.as_object() {
         for (k, v) in m {
             report[k] = v.clone();
         }
     }
-    if let Some(o) = &outcome {
+    if let Some(o) = outcome {
         report["training"] = json!({
             "epochs": o.state.epochs_done,
             "best_epoch": o.state.best_epoch,
@@ -217,10 +279,5 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
             "history": o.state.history,
         });
     }
-    if !shard.is_whole() {
-        report["shard"] = json!(shard.to_string());
-    }
-    frame.out.write_report(&report)?;
-    frame.provenance.output("report.json", "headline figures");
-    Ok(())
+    Ok(report)
 }

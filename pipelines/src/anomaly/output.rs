@@ -31,8 +31,9 @@ use crate::common::{plot_formats, RunFrame};
 /// Everything the outputs are made from.
 pub struct Analysis<'a> {
     pub objects: &'a Objects,
-    pub normalised: &'a Array2<f32>,
-    pub model: &'a Trained,
+    /// Normalised inputs and the model: None when merging shards (no gallery then).
+    pub normalised: Option<&'a Array2<f32>>,
+    pub model: Option<&'a Trained>,
     pub scores: &'a Scores,
     pub score: &'a [f64],
     pub score_name: &'a str,
@@ -225,7 +226,13 @@ pub fn write_tables(
         let names: Vec<String> = top.iter().map(|&i| a.objects.label_name(l[i])).collect();
         cat.push(Column::new("LABEL_NAME".into(), names));
     }
-    for (j, name) in a.objects.feature_names.iter().enumerate() {
+    for (j, name) in a
+        .objects
+        .feature_names
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j < a.objects.rows.ncols())
+    {
         let v: Vec<f64> = top.iter().map(|&i| a.objects.rows[[i, j]] as f64).collect();
         cat.push(Column::new(name.to_uppercase().into(), v));
     }
@@ -397,7 +404,7 @@ pub fn write_plots(
 
         let rare: Vec<bool> = labels.iter().map(|&l| cfg.input.is_anomalous(l)).collect();
         if rare.iter().any(|&r| r) && rare.iter().any(|&r| !r) {
-            let ae_name = if a.model.card.model.variational {
+            let ae_name = if a.scores.neg_elbo.is_some() {
                 "VAE"
             } else {
                 "autoencoder"
@@ -449,13 +456,16 @@ pub fn write_plots(
     }
 
     // Gallery of the most anomalous stamps: data, reconstruction, residual (normalised units).
-    if a.objects.shape.len() == 3 && cfg.output.gallery > 0 {
+    if let (Some(model), Some(normalised), true) = (
+        a.model,
+        a.normalised,
+        a.objects.shape.len() == 3 && cfg.output.gallery > 0,
+    ) {
         let (h, w) = (a.objects.shape[1], a.objects.shape[2]);
         let plane = h * w;
         let top: Vec<usize> = a.ranking().into_iter().take(cfg.output.gallery).collect();
-        let rows = a.normalised.select(Axis(0), &top);
-        let recon = a
-            .model
+        let rows = normalised.select(Axis(0), &top);
+        let recon = model
             .reconstruct_rows(&rows)
             .map_err(|e| fail("gallery", e))?;
         let mut stamps = vec![];
