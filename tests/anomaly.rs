@@ -245,3 +245,57 @@ fn light_curve_features_flag_flares() {
     assert_eq!(csv.lines().count(), 11);
     fitsverify_ok(&out.join("anomalies.fits"));
 }
+
+#[test]
+fn stamps_cut_from_a_fits_image_around_a_catalogue() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("fits");
+    ok(&deepsky(&[
+        "anomaly",
+        "--set",
+        "input.kind=fits_stamps",
+        "--set",
+        "input.path=\"data/sky_field.fits\"",
+        "--set",
+        "input.catalog=\"data/sky_field_truth.fits\"",
+        "--set",
+        "input.catalog_hdu=CATALOG",
+        "--set",
+        "input.x_column=x",
+        "--set",
+        "input.y_column=y",
+        "--set",
+        "input.id_column=id",
+        "--set",
+        "input.labels=class_id",
+        "--set",
+        "input.stamp_size=16",
+        "--set",
+        "input.label_names=[]",
+        "--set",
+        "model.kind=dense",
+        "--set",
+        "model.widths=[32]",
+        "--set",
+        "model.latent=4",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "output.plots=[\"png\"]",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let r = json(&out.join("report.json"));
+    assert_eq!(r["n_objects"], 187, "one stamp per catalogue row");
+    assert_eq!(r["input_shape"], serde_json::json!([1, 16, 16]));
+    let ids = run_python(
+        "import sys, h5py; f = h5py.File(sys.argv[1]); print(int(f['ids'][0]), int(f['ids'][-1]), f['latent'].shape[1])",
+        &[out.join("latent.h5").to_str().unwrap()],
+    );
+    let truth = run_python(
+        "import sys; from astropy.table import Table; t = Table.read(sys.argv[1], hdu='CATALOG'); print(int(t['id'][0]), int(t['id'][-1]), 4)",
+        &["data/sky_field_truth.fits".replace("data/", &format!("{}/data/", root().display())).as_str()],
+    );
+    assert_eq!(ids, truth);
+    assert!(out.join("plots/gallery.png").exists());
+}

@@ -96,7 +96,6 @@ pub fn nn_error(e: deepsky_nn::NnError) -> RunError {
 /// Hooks that drive a progress bar and honour Ctrl-C.
 pub struct TrainProgress {
     bar: deepsky_runtime::Progress,
-    steps_per_epoch: usize,
 }
 
 impl TrainProgress {
@@ -104,7 +103,6 @@ impl TrainProgress {
     pub fn new(label: &str, epochs: usize, steps_per_epoch: usize) -> TrainProgress {
         TrainProgress {
             bar: deepsky_runtime::Progress::new(label, (epochs * steps_per_epoch) as u64, "steps"),
-            steps_per_epoch,
         }
     }
 }
@@ -130,7 +128,6 @@ impl deepsky_nn::train::Hooks for TrainProgress {
             r.train_loss,
             r.lr
         );
-        let _ = self.steps_per_epoch;
     }
     fn should_stop(&self) -> bool {
         deepsky_runtime::interrupt::interrupted()

@@ -108,29 +108,17 @@ pub fn conv2d(
     padding: usize,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
-    let weight = vb.get_with_hints(
-        (cout, cin, kernel, kernel),
-        "weight",
-        candle_nn::init::DEFAULT_KAIMING_NORMAL,
-    )?;
+    let mut conv = conv2d_no_bias(cin, cout, kernel, stride, padding, vb.clone())?;
     let bound = 1.0 / ((cin * kernel * kernel) as f64).sqrt();
-    let bias = vb.get_with_hints(
+    conv.bias = Some(vb.get_with_hints(
         cout,
         "bias",
         candle_nn::Init::Uniform {
             lo: -bound,
             up: bound,
         },
-    )?;
-    Ok(Conv2d {
-        weight,
-        bias: Some(bias),
-        cin,
-        cout,
-        kernel,
-        stride: stride.max(1),
-        padding,
-    })
+    )?);
+    Ok(conv)
 }
 
 /// As [`conv2d`] without a bias (for layers followed by batch normalisation).

@@ -204,24 +204,7 @@ fn table(cfg: &InputConfig) -> Result<Objects, RunError> {
             rows[[i, j]] = v as f32;
         }
     }
-    let ids = if cfg.id_column.is_empty() {
-        (1..=n as i64).collect()
-    } else {
-        column_f64(path, &df, &cfg.id_column)?
-            .into_iter()
-            .map(|v| v as i64)
-            .collect()
-    };
-    let labels = if cfg.labels.is_empty() {
-        None
-    } else {
-        Some(
-            column_f64(path, &df, &cfg.labels)?
-                .into_iter()
-                .map(|v| v as i64)
-                .collect(),
-        )
-    };
+    let (ids, labels) = ids_and_labels(cfg, path, &df, n)?;
     Ok(Objects {
         shape: vec![columns.len()],
         rows,
@@ -272,24 +255,7 @@ fn fits_stamps(cfg: &InputConfig) -> Result<Objects, RunError> {
             }
         }
     }
-    let ids = if cfg.id_column.is_empty() {
-        (1..=n as i64).collect()
-    } else {
-        column_f64(&cfg.catalog, &cat, &cfg.id_column)?
-            .into_iter()
-            .map(|v| v as i64)
-            .collect()
-    };
-    let labels = if cfg.labels.is_empty() {
-        None
-    } else {
-        Some(
-            column_f64(&cfg.catalog, &cat, &cfg.labels)?
-                .into_iter()
-                .map(|v| v as i64)
-                .collect(),
-        )
-    };
+    let (ids, labels) = ids_and_labels(cfg, &cfg.catalog, &cat, n)?;
     Ok(Objects {
         rows,
         shape: vec![1, s, s],
@@ -298,4 +264,30 @@ fn fits_stamps(cfg: &InputConfig) -> Result<Objects, RunError> {
         label_names: cfg.label_names.clone(),
         feature_names: vec![],
     })
+}
+
+/// Object ids (a column, or row numbers from 1) and truth labels (a column, or none).
+fn ids_and_labels(
+    cfg: &InputConfig,
+    path: &Path,
+    df: &DataFrame,
+    n: usize,
+) -> Result<(Vec<i64>, Option<Vec<i64>>), RunError> {
+    let ints = |name: &str| -> Result<Vec<i64>, RunError> {
+        Ok(column_f64(path, df, name)?
+            .into_iter()
+            .map(|v| v as i64)
+            .collect())
+    };
+    let ids = if cfg.id_column.is_empty() {
+        (1..=n as i64).collect()
+    } else {
+        ints(&cfg.id_column)?
+    };
+    let labels = if cfg.labels.is_empty() {
+        None
+    } else {
+        Some(ints(&cfg.labels)?)
+    };
+    Ok((ids, labels))
 }
