@@ -299,3 +299,64 @@ fn stamps_cut_from_a_fits_image_around_a_catalogue() {
     assert_eq!(ids, truth);
     assert!(out.join("plots/gallery.png").exists());
 }
+
+#[test]
+fn parquet_tables_are_an_input_too() {
+    let d = tempfile::tempdir().unwrap();
+    let pq = d.path().join("features.parquet");
+    // The test venv has no Parquet writer (no pyarrow); a light-curve run writes
+    // latent.parquet, whose numeric columns are a table like any other.
+    let first = d.path().join("first");
+    ok(&deepsky(&[
+        "anomaly",
+        "-c",
+        "pipelines/configs/anomaly_lightcurves.toml",
+        "-o",
+        first.to_str().unwrap(),
+    ]));
+    std::fs::copy(first.join("latent.parquet"), &pq).unwrap();
+    let out = d.path().join("pq");
+    ok(&deepsky(&[
+        "anomaly",
+        "--set",
+        "input.kind=table",
+        "--set",
+        &format!("input.path=\"{}\"", pq.display()),
+        "--set",
+        "input.id_column=id",
+        "--set",
+        "input.labels=label",
+        "--set",
+        "input.columns=[\"z0\",\"z1\",\"score\"]",
+        "--set",
+        "input.normalise=standardise",
+        "--set",
+        "model.kind=dense",
+        "--set",
+        "model.widths=[8]",
+        "--set",
+        "model.latent=2",
+        "--set",
+        "train.epochs=5",
+        "--set",
+        "train.val_fraction=0.0",
+        "--set",
+        "output.top_k=5",
+        "--set",
+        "output.plots=[\"png\"]",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let r = json(&out.join("report.json"));
+    assert_eq!(r["n_objects"], 40);
+    assert_eq!(r["input_shape"], serde_json::json!([3]));
+    let header = std::fs::read_to_string(out.join("anomalies.csv")).unwrap();
+    assert!(
+        header
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("Z0,Z1,INPUT_SCORE"),
+        "{header}"
+    );
+}

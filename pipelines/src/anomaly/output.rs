@@ -234,7 +234,12 @@ pub fn write_tables(
         .filter(|(j, _)| *j < a.objects.rows.ncols())
     {
         let v: Vec<f64> = top.iter().map(|&i| a.objects.rows[[i, j]] as f64).collect();
-        cat.push(Column::new(name.to_uppercase().into(), v));
+        // An input column may share a name with one of ours (e.g. a `score` column).
+        let mut col = name.to_uppercase();
+        if cat.iter().any(|c| c.name().as_str() == col) {
+            col = format!("INPUT_{col}");
+        }
+        cat.push(Column::new(col.into(), v));
     }
     let catalogue = DataFrame::new(k, cat).map_err(|e| fail("catalogue", e))?;
     let mut meta = TableMeta::new();
