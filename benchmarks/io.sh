@@ -11,7 +11,8 @@ PY=.venv/bin/python
 # The dev profile compiles every crate with opt-level 3 (Cargo.toml), so the test build serves;
 # pass PROFILE=release for a release build.
 PROFILE=${PROFILE:-dev}
-cargo build -q --profile "$PROFILE" -p deepsky-io --example read_bench
+# Always the whole workspace: a package subset changes feature unification and rebuilds polars.
+PATH="$PWD/.venv/bin:$PATH" cargo build -q --profile "$PROFILE" --workspace --examples --locked
 BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/examples/read_bench
 "$PY" - "$WORK" <<'PYEOF'
 import sys, os, numpy as np

@@ -33,9 +33,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rows, check) = match mode {
         "image" => {
             let img = f.read_image(&HduSelector::Index(0))?;
+            // The same check as astropy's side (`data.sum(dtype='f8')`): a plain f64 sum over
+            // the contiguous buffer. (Full statistics, as before, cost as much as the read.)
+            let sum = match &img {
+                deepsky_io::NdData::F32(a) => {
+                    a.as_slice().map(|v| v.iter().map(|&x| x as f64).sum())
+                }
+                deepsky_io::NdData::F64(a) => a.as_slice().map(|v| v.iter().sum()),
+                _ => None,
+            };
             (
                 img.shape().iter().product::<usize>(),
-                img.stats().map_or(0.0, |s| s.sum),
+                sum.unwrap_or_else(|| img.stats().map_or(0.0, |s| s.sum)),
             )
         }
         "table" => {

@@ -781,6 +781,7 @@ impl Iterator for TableChunks<'_> {
 /// Fill `buf` with the next bytes of `f` (the integers' bytes as they are in the file).
 fn read_exact_into<T: Copy>(f: &mut std::fs::File, path: &Path, buf: &mut [T]) -> Result<()> {
     use std::io::Read;
+    advise_huge_pages(buf);
     // SAFETY: T is a plain integer type (u8 … u64, i8 … i64) for which every byte pattern is a
     // valid value, and the byte view covers exactly the initialised buffer.
     let bytes = unsafe {
@@ -793,4 +794,25 @@ fn read_exact_into<T: Copy>(f: &mut std::fs::File, path: &Path, buf: &mut [T]) -
             "file is truncated: image data ends early",
         )
     })
+}
+
+/// Ask the kernel for transparent huge pages on a large, not yet touched buffer, as numpy does
+/// for big arrays: a 64 MB image then costs 32 page faults instead of 16 384, which measured as
+/// the largest part of reading an uncompressed image.
+fn advise_huge_pages<T>(buf: &mut [T]) {
+    const PAGE: usize = 4096;
+    let bytes = std::mem::size_of_val(buf);
+    if bytes < (4 << 20) {
+        return;
+    }
+    let start = buf.as_mut_ptr() as usize;
+    let aligned = start.div_ceil(PAGE) * PAGE;
+    let len = (start + bytes).saturating_sub(aligned) / PAGE * PAGE;
+    if len > 0 {
+        // SAFETY: the range lies inside `buf`; MADV_HUGEPAGE only changes how the kernel backs
+        // it and is ignored where transparent huge pages are unavailable.
+        unsafe {
+            libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        }
+    }
 }
