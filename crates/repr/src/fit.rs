@@ -148,8 +148,7 @@ impl Trained {
             if let Some(k) = losses.kl {
                 kl.extend(k.to_vec1::<f32>()?.into_iter().map(f64::from));
             }
-            let enc = self.model.encode(&x, false)?;
-            latent.extend(enc.mu.flatten_all()?.to_vec1::<f32>()?);
+            latent.extend(losses.mu.flatten_all()?.to_vec1::<f32>()?);
             start += len;
         }
         let latent =

@@ -128,6 +128,8 @@ pub struct Losses {
     pub recon: Tensor,
     /// KL divergence per example divided by the number of input features (VAE only).
     pub kl: Option<Tensor>,
+    /// The latent means the losses were computed from, (batch, latent).
+    pub mu: Tensor,
 }
 
 /// An autoencoder of any of the configured kinds.
@@ -343,7 +345,11 @@ impl Autoencoder {
             }
             None => None,
         };
-        Ok(Losses { recon, kl })
+        Ok(Losses {
+            recon,
+            kl,
+            mu: enc.mu,
+        })
     }
 
     /// The training objective for a batch: mean reconstruction error, plus β·KL for a VAE.
