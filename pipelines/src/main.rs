@@ -6,6 +6,7 @@
 
 mod anomaly;
 mod common;
+mod detect;
 mod inspect;
 mod simulate;
 
@@ -24,6 +25,11 @@ struct Cli {
     /// No progress bars, warnings and errors only.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Worker threads for numerics (default: all cores; env DEEPSKY_THREADS). Use 1 when
+    /// several runs share the cores: candle's CPU pool spin-waits, and oversubscribed cores
+    /// turn that spinning into most of the run time (measured 3.5× slower).
+    #[arg(long, global = true, env = "DEEPSKY_THREADS", value_name = "N")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +43,9 @@ enum Command {
     Simulate(simulate::SimulateCommand),
     /// Train an autoencoder, score every object, cluster the latent space, rank anomalies.
     Anomaly(anomaly::AnomalyArgs),
+    /// Find stars, galaxies and artefacts in sky images: train a detector, predict, evaluate.
+    #[command(subcommand)]
+    Detect(detect::DetectCommand),
 }
 
 /// An error with the exit code it deserves.
@@ -99,11 +108,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Some(n) = cli.threads {
+        // candle and rayon size their pools from this variable when first used, which is
+        // after this point; nothing else reads the environment concurrently here.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
     deepsky_runtime::progress::init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Simulate(cmd) => simulate::run(cmd, cli.quiet),
         Command::Anomaly(args) => anomaly::run(args).map_err(Failure::from),
+        Command::Detect(cmd) => detect::run(cmd).map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

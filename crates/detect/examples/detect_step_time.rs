@@ -1,0 +1,57 @@
+//! Time training steps of the detector: `cargo run --release --example detect_step_time -- CROP BATCH STEPS`.
+use candle_core::Device;
+use deepsky_detect::assign::AssignConfig;
+use deepsky_detect::dataset::{DataConfig, TrainData};
+use deepsky_detect::loss::LossConfig;
+use deepsky_detect::model::DetectorConfig;
+use deepsky_detect::trained::{TrainedDetector, TrainedOn};
+use deepsky_detect::Preprocess;
+use deepsky_nn::train::{NoHooks, TrainConfig};
+
+fn main() {
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (crop, batch, steps) = (a[0], a[1], a[2]);
+    let data_cfg = DataConfig {
+        fields: 2,
+        crops_per_field: batch * steps / 2,
+        crop,
+        ..Default::default()
+    };
+    let pre = Preprocess::default();
+    let t = std::time::Instant::now();
+    let data = TrainData::simulate(&data_cfg, &pre, 3).unwrap();
+    let t_sim = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let ex = data.batch(&(0..batch).collect::<Vec<_>>(), 0).unwrap();
+    let t_ex = t.elapsed().as_secs_f64();
+    let det = TrainedDetector::new(
+        &DetectorConfig::default(),
+        &pre,
+        TrainedOn::default(),
+        5,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: batch,
+        val_fraction: 0.0,
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    det.fit(
+        &data,
+        &cfg,
+        &AssignConfig::default(),
+        &LossConfig::default(),
+        None,
+        false,
+        &mut NoHooks,
+    )
+    .unwrap();
+    let dt = t.elapsed().as_secs_f64();
+    println!("sim {t_sim:.2}s; {} examples in {t_ex:.3}s; {steps} steps in {dt:.2}s: {:.3} s/step, {:.1} img/s", ex.len(), dt / steps as f64, (batch * steps) as f64 / dt);
+}

@@ -1,0 +1,295 @@
+//! A detector with its weights and preprocessing: training through deepsky-nn's shared loop,
+//! and saving/loading as `model.safetensors` + `model.json`.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use deepsky_nn::init::SeededVarMap;
+use deepsky_nn::train::{self, Batch, Hooks, TrainConfig, TrainOutcome, TrainTask};
+use deepsky_nn::NnError;
+use serde::{Deserialize, Serialize};
+
+use crate::assign::AssignConfig;
+use crate::dataset::{Example, TrainData};
+use crate::loss::{detection_loss, LossConfig};
+use crate::model::{anchors, Detector, DetectorConfig};
+use crate::Preprocess;
+
+/// Everything needed to rebuild a trained detector (`model.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelCard {
+    /// Layout version of this file.
+    pub format_version: u32,
+    /// What this file is.
+    pub kind: String,
+    /// Architecture.
+    pub model: DetectorConfig,
+    /// Background estimation and normalisation applied before the network.
+    pub preprocess: Preprocess,
+    /// Seed of the initial weights.
+    pub seed: u64,
+    /// Pixel scale (arcsec/pixel) and PSF FWHM (pixels) of the training images, so that a user
+    /// can tell whether their image resembles them.
+    pub trained_on: TrainedOn,
+}
+
+/// The image properties a detector was trained for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TrainedOn {
+    /// Arcsec per pixel.
+    pub pixel_scale: f64,
+    /// PSF FWHM, pixels.
+    pub psf_fwhm_pixels: f64,
+    /// Training fields and crops per epoch.
+    pub fields: usize,
+    /// Crop side, pixels.
+    pub crop: usize,
+}
+
+/// A detector, its parameters and its card.
+pub struct TrainedDetector {
+    /// Parameters.
+    pub vars: SeededVarMap,
+    /// Network.
+    pub net: Detector,
+    /// How to rebuild it.
+    pub card: ModelCard,
+    /// Where it computes.
+    pub device: Device,
+}
+
+/// Stack normalised square images into a `(b, 1, h, w)` tensor.
+pub fn images_tensor(
+    examples: &[&ndarray::Array2<f32>],
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let (h, w) = examples.first().map(|e| e.dim()).unwrap_or((0, 0));
+    let mut flat = Vec::with_capacity(examples.len() * h * w);
+    for e in examples {
+        if e.dim() != (h, w) {
+            candle_core::bail!("images of different sizes in one batch");
+        }
+        flat.extend(e.iter().copied());
+    }
+    Tensor::from_vec(flat, (examples.len(), 1, h, w), device)
+}
+
+struct DetectTask<'a> {
+    det: &'a TrainedDetector,
+    data: &'a TrainData,
+    anchors: Vec<(f32, f32, f32)>,
+    assign: AssignConfig,
+    loss: LossConfig,
+}
+
+impl TrainTask for DetectTask<'_> {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+    fn loss(&self, b: &Batch<'_>) -> candle_core::Result<Tensor> {
+        // Validation examples are drawn once (as in epoch 0) so that validation losses of
+        // different epochs compare the same images.
+        let epoch = if b.train { b.epoch } else { 0 };
+        let examples: Vec<Example> = self
+            .data
+            .batch(b.indices, epoch)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let imgs: Vec<&ndarray::Array2<f32>> = examples.iter().map(|e| &e.image).collect();
+        let x = images_tensor(&imgs, &self.det.device)?;
+        let out = self.det.net.forward(&x, b.train)?;
+        let targets: Vec<_> = examples.into_iter().map(|e| e.targets).collect();
+        Ok(detection_loss(&out, &targets, &self.anchors, &self.assign, &self.loss)?.total)
+    }
+}
+
+impl TrainedDetector {
+    /// A freshly initialised detector.
+    pub fn new(
+        model: &DetectorConfig,
+        preprocess: &Preprocess,
+        trained_on: TrainedOn,
+        seed: u64,
+        device: &Device,
+    ) -> Result<TrainedDetector, NnError> {
+        if let Err((k, m)) = model.check() {
+            return Err(NnError::config(format!("model.{k}: {m}")));
+        }
+        let vars = SeededVarMap::new(seed);
+        let net = Detector::new(model, vars.builder(device).pp("det"))?;
+        Ok(TrainedDetector {
+            vars,
+            net,
+            card: ModelCard {
+                format_version: 1,
+                kind: "deepsky-detect".into(),
+                model: model.clone(),
+                preprocess: preprocess.clone(),
+                seed,
+                trained_on,
+            },
+            device: device.clone(),
+        })
+    }
+
+    /// Train on examples drawn from `data`.
+    pub fn fit(
+        &self,
+        data: &TrainData,
+        cfg: &TrainConfig,
+        assign: &AssignConfig,
+        loss: &LossConfig,
+        checkpoints: Option<&Path>,
+        resume: bool,
+        hooks: &mut dyn Hooks,
+    ) -> Result<TrainOutcome, NnError> {
+        let n = data.cfg.crop;
+        let task = DetectTask {
+            det: self,
+            data,
+            anchors: anchors(n, n),
+            assign: *assign,
+            loss: *loss,
+        };
+        train::train(&task, self.vars.varmap(), cfg, checkpoints, resume, hooks)
+    }
+
+    /// Mean loss over examples `indices` of epoch 0, in evaluation mode.
+    pub fn evaluate_loss(
+        &self,
+        data: &TrainData,
+        indices: &[usize],
+        assign: &AssignConfig,
+        loss: &LossConfig,
+    ) -> Result<f64, NnError> {
+        let n = data.cfg.crop;
+        let task = DetectTask {
+            det: self,
+            data,
+            anchors: anchors(n, n),
+            assign: *assign,
+            loss: *loss,
+        };
+        train::evaluate(&task, indices, 8, 0)
+    }
+
+    /// Write `model.safetensors` and `model.json` into `dir` (each atomically).
+    pub fn save(&self, dir: &Path) -> Result<(), NnError> {
+        std::fs::create_dir_all(dir).map_err(|e| NnError::checkpoint(dir, e))?;
+        deepsky_nn::checkpoint::save_varmap(self.vars.varmap(), &dir.join("model.safetensors"))?;
+        let json = serde_json::to_string_pretty(&self.card).expect("card serialises");
+        let path = dir.join("model.json");
+        let tmp = dir.join(format!(".model.json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, json).map_err(|e| NnError::checkpoint(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| NnError::checkpoint(&path, e))
+    }
+
+    /// Load a detector saved by [`TrainedDetector::save`].
+    pub fn load(dir: &Path, device: &Device) -> Result<TrainedDetector, NnError> {
+        let path = dir.join("model.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| NnError::checkpoint(&path, format!("cannot read: {e}")))?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| {
+            NnError::checkpoint(&path, format!("not a deepsky detector model card: {e}"))
+        })?;
+        if card.kind != "deepsky-detect" || card.format_version != 1 {
+            return Err(NnError::checkpoint(
+                &path,
+                format!(
+                    "a `{}` model of format {}, not a deepsky-detect model of format 1",
+                    card.kind, card.format_version
+                ),
+            ));
+        }
+        let t = TrainedDetector::new(
+            &card.model,
+            &card.preprocess,
+            card.trained_on.clone(),
+            card.seed,
+            device,
+        )?;
+        deepsky_nn::checkpoint::load_varmap(t.vars.varmap(), &dir.join("model.safetensors"))?;
+        Ok(TrainedDetector { card, ..t })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::DataConfig;
+    use deepsky_nn::train::NoHooks;
+
+    #[test]
+    fn training_lowers_the_loss_and_saved_models_reload_equal() {
+        let mut data_cfg = DataConfig {
+            fields: 2,
+            crops_per_field: 8,
+            crop: 64,
+            ..Default::default()
+        };
+        data_cfg.sky.width = 128;
+        data_cfg.sky.height = 128;
+        let pre = Preprocess::default();
+        let data = TrainData::simulate(&data_cfg, &pre, 3).unwrap();
+        let det = TrainedDetector::new(
+            &DetectorConfig::default(),
+            &pre,
+            TrainedOn::default(),
+            5,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let cfg = TrainConfig {
+            epochs: 8,
+            batch_size: 4,
+            lr: 5e-3,
+            val_fraction: 0.0,
+            ..Default::default()
+        };
+        let t = std::time::Instant::now();
+        let out = det
+            .fit(
+                &data,
+                &cfg,
+                &AssignConfig::default(),
+                &LossConfig::default(),
+                None,
+                false,
+                &mut NoHooks,
+            )
+            .unwrap();
+        eprintln!(
+            "{} steps in {:.1}s",
+            out.state.steps,
+            t.elapsed().as_secs_f64()
+        );
+        let h = &out.state.history;
+        eprintln!("{:?}", h.iter().map(|r| r.train_loss).collect::<Vec<_>>());
+        assert!(
+            h.last().unwrap().train_loss < 0.75 * h[0].train_loss,
+            "{h:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        det.save(dir.path()).unwrap();
+        let back = TrainedDetector::load(dir.path(), &Device::Cpu).unwrap();
+        assert_eq!(back.card, det.card);
+        let all: Vec<usize> = (0..data.len()).collect();
+        let a = det
+            .evaluate_loss(
+                &data,
+                &all,
+                &AssignConfig::default(),
+                &LossConfig::default(),
+            )
+            .unwrap();
+        let b = back
+            .evaluate_loss(
+                &data,
+                &all,
+                &AssignConfig::default(),
+                &LossConfig::default(),
+            )
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}
