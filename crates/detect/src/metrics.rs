@@ -233,7 +233,7 @@ fn average_precision(
     difficult: &dyn Fn(&TruthObject) -> bool,
 ) -> Option<f64> {
     let n_pos = truth.iter().filter(|t| !difficult(t)).count();
-    if n_pos == 0 {
+    if n_pos == 0 || dets.iter().all(|d| d.bbox.is_none()) {
         return None;
     }
     let mut order: Vec<&&DetectedObject> = dets.iter().collect();

@@ -512,6 +512,9 @@ pub fn snr_plots(
                     ys.push(v);
                 }
             }
+            if xs.is_empty() {
+                continue;
+            }
             let mut s = Series::new(*name, xs, ys)
                 .with_markers()
                 .with_color(OKABE_ITO[k % OKABE_ITO.len()]);
@@ -519,6 +522,10 @@ pub fn snr_plots(
                 s = s.with_dash(Dash::Dashed);
             }
             series.push(s);
+        }
+        if series.is_empty() {
+            // No detection has a measured S/N (a catalogue without flux columns).
+            continue;
         }
         let plot = Curves {
             x_label: if key == "completeness" {

@@ -30,8 +30,8 @@ pub enum DetectCommand {
     Train(TrainArgs),
     /// Detect sources in a FITS image with a trained detector.
     Predict(PredictArgs),
-    /// Score any detection catalogue (FITS/CSV table with x, y or X_IMAGE, Y_IMAGE) against a
-    /// truth catalogue with the same rules as `predict --truth`.
+    /// Score any detection catalogue (FITS or Parquet table with x, y or X_IMAGE, Y_IMAGE)
+    /// against a truth catalogue with the same rules as `predict --truth`.
     Evaluate(EvaluateArgs),
 }
 
@@ -64,8 +64,9 @@ pub struct PredictArgs {
 pub struct EvaluateArgs {
     #[command(flatten)]
     common: PipelineArgs,
-    /// Detection catalogue: FITS table (first extension) or CSV, with x/y (or X_IMAGE/Y_IMAGE)
-    /// in 1-based FITS pixels.
+    /// Detection catalogue: FITS table (first extension) or Parquet, with x/y (or
+    /// X_IMAGE/Y_IMAGE) in 1-based FITS pixels; optional box_* or X/YMIN/MAX_IMAGE, class_id,
+    /// score, snr_aper or SNR_WIN or FLUX_AUTO/FLUXERR_AUTO.
     #[arg(long, value_name = "CATALOG")]
     catalog: PathBuf,
     /// Truth catalogue.
