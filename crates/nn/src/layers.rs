@@ -1,6 +1,9 @@
 //! Small building blocks chosen by name from a config: activations and normalisations.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, ModuleT, Result, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Module, ModuleT, Result, Shape,
+    Storage, Tensor, Var,
+};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -73,7 +76,11 @@ impl Norm {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Norm::None => Ok(x.clone()),
-            Norm::Batch(b) => b.forward_t(x, train),
+            Norm::Batch(b) if train => match batch_norm_train_cpu(b, x)? {
+                Some(y) => Ok(y),
+                None => b.forward_t(x, true),
+            },
+            Norm::Batch(b) => b.forward_t(x, false),
             Norm::Layer(l) => l.forward(x),
             Norm::Group(g) => g.forward(x),
         }
@@ -288,13 +295,17 @@ impl ConvGeom {
     }
 }
 
-/// Scalars the CPU convolution kernels run on.
-trait ConvElem: candle_core::WithDType + Copy + Send + Sync + std::ops::AddAssign {
+/// Scalars the CPU kernels run on.
+trait ConvElem: candle_core::WithDType {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    fn sqrt(self) -> Self;
 }
 
 impl ConvElem for f32 {
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
     fn slice(s: &CpuStorage) -> Option<&[f32]> {
         match s {
             CpuStorage::F32(v) => Some(v),
@@ -307,6 +318,9 @@ impl ConvElem for f32 {
 }
 
 impl ConvElem for f64 {
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
     fn slice(s: &CpuStorage) -> Option<&[f64]> {
         match s {
             CpuStorage::F64(v) => Some(v),
@@ -441,6 +455,247 @@ impl CustomOp1 for Col2Im {
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// Batch normalisation in training mode on the CPU as one custom op (statistics in one pass,
+/// output in another, an analytic backward), for the batch norms [`Norm::new`] builds (affine,
+/// mean removed). candle-nn's `forward_train` runs about a dozen tensor ops, each with a
+/// full-size result and a full-size backward. The output is computed as candle-nn does,
+/// `(x - mean) / sqrt(var + eps) · weight + bias` in the element type, with the batch mean
+/// and (biased) variance accumulated in f64; the running statistics are updated as in
+/// candle-nn (momentum, unbiased variance). Returns None where the op does not apply (other
+/// devices and dtypes), for candle-nn's path.
+fn batch_norm_train_cpu(bn: &candle_nn::BatchNorm, x: &Tensor) -> Result<Option<Tensor>> {
+    let Some((weight, bias)) = bn.weight_and_bias() else {
+        return Ok(None);
+    };
+    if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) || x.rank() < 2 {
+        return Ok(None);
+    }
+    let dims = x.dims();
+    let (n, c) = (dims[0], dims[1]);
+    if c != bn.running_mean().dim(0)? {
+        candle_core::bail!(
+            "batch-norm input doesn't have the expected number of features ({:?} <> {})",
+            x.shape(),
+            bn.running_mean().dim(0)?
+        )
+    }
+    let s: usize = dims[2..].iter().product();
+    let x = x.contiguous()?;
+    let geom = BnGeom { n, c, s };
+    let (mean, var) = {
+        let (storage, layout) = x.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        match cpu {
+            CpuStorage::F32(_) => bn_stats(contiguous_slice::<f32>(cpu, layout, n * c * s)?, &geom),
+            CpuStorage::F64(_) => bn_stats(contiguous_slice::<f64>(cpu, layout, n * c * s)?, &geom),
+            _ => return Ok(None),
+        }
+    };
+    // Running statistics as candle-nn updates them.
+    let m = bn.momentum();
+    let count = (n * s) as f64;
+    let rm = bn.running_mean();
+    let rv = bn.running_var();
+    let mean_t = Tensor::from_vec(mean.clone(), c, &Device::Cpu)?.to_dtype(rm.dtype())?;
+    let var_t = Tensor::from_vec(var.clone(), c, &Device::Cpu)?.to_dtype(rv.dtype())?;
+    Var::from_tensor(rm)?.set(&((rm * (1.0 - m))? + (mean_t * m)?)?)?;
+    Var::from_tensor(rv)?.set(&((rv * (1.0 - m))? + (var_t * (m * count / (count - 1.0)))?)?)?;
+    let op = BatchNormTrain {
+        geom,
+        mean,
+        var,
+        eps: bn.eps(),
+    };
+    Ok(Some(x.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        op,
+    )?))
+}
+
+/// Input `(n, c, s…)` with `s` the product of the trailing dims (1 for `(n, c)`).
+#[derive(Debug, Clone, Copy)]
+struct BnGeom {
+    n: usize,
+    c: usize,
+    s: usize,
+}
+
+/// Per-channel mean and biased variance (two passes, f64).
+fn bn_stats<T: ConvElem>(x: &[T], g: &BnGeom) -> (Vec<f64>, Vec<f64>) {
+    let count = (g.n * g.s) as f64;
+    let mut mean = vec![0f64; g.c];
+    for (i, plane) in x.chunks_exact(g.s).enumerate() {
+        mean[i % g.c] += plane.iter().map(|v| v.to_f64()).sum::<f64>();
+    }
+    for m in &mut mean {
+        *m /= count;
+    }
+    let mut var = vec![0f64; g.c];
+    for (i, plane) in x.chunks_exact(g.s).enumerate() {
+        let mu = mean[i % g.c];
+        var[i % g.c] += plane
+            .iter()
+            .map(|v| {
+                let d = v.to_f64() - mu;
+                d * d
+            })
+            .sum::<f64>();
+    }
+    for v in &mut var {
+        *v /= count;
+    }
+    (mean, var)
+}
+
+/// The batch-norm op: `(x, weight, bias)` → output, with the batch statistics computed
+/// beforehand.
+struct BatchNormTrain {
+    geom: BnGeom,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    eps: f64,
+}
+
+impl BatchNormTrain {
+    fn forward<T: ConvElem>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+        let g = &self.geom;
+        let mean: Vec<T> = self.mean.iter().map(|&m| T::from_f64(m)).collect();
+        let std: Vec<T> = self
+            .var
+            .iter()
+            .map(|&v| (T::from_f64(v) + T::from_f64(self.eps)).sqrt())
+            .collect();
+        let mut out = Vec::with_capacity(x.len());
+        for (i, plane) in x.chunks_exact(g.s).enumerate() {
+            let ch = i % g.c;
+            let (mu, sd, wc, bc) = (mean[ch], std[ch], w[ch], b[ch]);
+            out.extend(plane.iter().map(|&v| (v - mu) / sd * wc + bc));
+        }
+        out
+    }
+
+    /// Gradients of input, weight and bias from the output gradient `dy`.
+    fn backward<T: ConvElem>(&self, x: &[T], w: &[T], dy: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let g = &self.geom;
+        let count = (g.n * g.s) as f64;
+        let inv_std: Vec<f64> = self
+            .var
+            .iter()
+            .map(|&v| 1.0 / (T::from_f64(v) + T::from_f64(self.eps)).sqrt().to_f64())
+            .collect();
+        let mut db = vec![0f64; g.c];
+        let mut dw = vec![0f64; g.c];
+        for (i, (xp, gp)) in x.chunks_exact(g.s).zip(dy.chunks_exact(g.s)).enumerate() {
+            let ch = i % g.c;
+            let (mu, is) = (self.mean[ch], inv_std[ch]);
+            let (mut sb, mut sw) = (0f64, 0f64);
+            for (&xv, &gv) in xp.iter().zip(gp) {
+                let gv = gv.to_f64();
+                sb += gv;
+                sw += gv * (xv.to_f64() - mu) * is;
+            }
+            db[ch] += sb;
+            dw[ch] += sw;
+        }
+        let mut dx = Vec::with_capacity(x.len());
+        for (i, (xp, gp)) in x.chunks_exact(g.s).zip(dy.chunks_exact(g.s)).enumerate() {
+            let ch = i % g.c;
+            let (mu, is) = (self.mean[ch], inv_std[ch]);
+            let k = w[ch].to_f64() * is;
+            let (mb, mw) = (db[ch] / count, dw[ch] / count);
+            dx.extend(xp.iter().zip(gp).map(|(&xv, &gv)| {
+                let xhat = (xv.to_f64() - mu) * is;
+                T::from_f64(k * (gv.to_f64() - mb - xhat * mw))
+            }));
+        }
+        let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+        (dx, cast(dw), cast(db))
+    }
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geom;
+        let n = g.n * g.c * g.s;
+        let out = match s1 {
+            CpuStorage::F32(_) => f32::wrap(self.forward(
+                contiguous_slice::<f32>(s1, l1, n)?,
+                contiguous_slice::<f32>(s2, l2, g.c)?,
+                contiguous_slice::<f32>(s3, l3, g.c)?,
+            )),
+            CpuStorage::F64(_) => f64::wrap(self.forward(
+                contiguous_slice::<f64>(s1, l1, n)?,
+                contiguous_slice::<f64>(s2, l2, g.c)?,
+                contiguous_slice::<f64>(s3, l3, g.c)?,
+            )),
+            _ => candle_core::bail!("batch-norm-train: only f32 and f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let g = &self.geom;
+        let n = g.n * g.c * g.s;
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (gs, gl) = dy.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
+            candle_core::bail!("batch-norm-train: CPU only")
+        };
+        let (dx, dw, db) = match xs {
+            CpuStorage::F32(_) => {
+                let (dx, dw, db) = self.backward(
+                    contiguous_slice::<f32>(xs, xl, n)?,
+                    contiguous_slice::<f32>(ws, wl, g.c)?,
+                    contiguous_slice::<f32>(gs, gl, n)?,
+                );
+                (
+                    Tensor::from_vec(dx, x.shape(), &Device::Cpu)?,
+                    Tensor::from_vec(dw, g.c, &Device::Cpu)?,
+                    Tensor::from_vec(db, g.c, &Device::Cpu)?,
+                )
+            }
+            CpuStorage::F64(_) => {
+                let (dx, dw, db) = self.backward(
+                    contiguous_slice::<f64>(xs, xl, n)?,
+                    contiguous_slice::<f64>(ws, wl, g.c)?,
+                    contiguous_slice::<f64>(gs, gl, n)?,
+                );
+                (
+                    Tensor::from_vec(dx, x.shape(), &Device::Cpu)?,
+                    Tensor::from_vec(dw, g.c, &Device::Cpu)?,
+                    Tensor::from_vec(db, g.c, &Device::Cpu)?,
+                )
+            }
+            _ => candle_core::bail!("batch-norm-train: only f32 and f64"),
+        };
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
@@ -607,6 +862,101 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The fused training-mode batch norm gives candle-nn's output, gradients and running
+    /// statistics.
+    #[test]
+    fn batch_norm_matches_candle_nn() {
+        let dev = Device::Cpu;
+        for dims in [vec![6, 5], vec![4, 3, 5, 6]] {
+            let c = dims[1];
+            let n: usize = dims.iter().product();
+            let make = || {
+                let vars = crate::init::SeededVarMap::new(9);
+                let norm = Norm::new(
+                    NormKind::Batch,
+                    c,
+                    dims.len() > 2,
+                    vars.builder(&dev).pp("bn"),
+                )
+                .unwrap();
+                // Non-trivial affine parameters and running statistics.
+                for (name, v) in vars.varmap().data().lock().unwrap().iter() {
+                    let t = Tensor::arange(0f32, c as f32, &dev).unwrap();
+                    let t = match name.as_str() {
+                        "bn.weight" => (t * 0.3).unwrap() + 0.5,
+                        "bn.bias" => (t * -0.2).unwrap() + 0.1,
+                        "bn.running_mean" => (t * 0.1).unwrap() + 0.0,
+                        _ => (t * 0.2).unwrap() + 1.0,
+                    }
+                    .unwrap();
+                    v.set(&t).unwrap();
+                }
+                (vars, norm)
+            };
+            let (va, ours) = make();
+            let (vb, theirs) = make();
+            let x = Var::from_tensor(
+                &(Tensor::arange(0f32, n as f32, &dev)
+                    .unwrap()
+                    .reshape(dims.clone())
+                    .unwrap()
+                    .affine(0.7, 0.3)
+                    .unwrap()
+                    .sin()
+                    .unwrap()
+                    * 2.0)
+                    .unwrap(),
+            )
+            .unwrap();
+            let r = Tensor::arange(0f32, n as f32, &dev)
+                .unwrap()
+                .reshape(dims.clone())
+                .unwrap()
+                .cos()
+                .unwrap();
+            let Norm::Batch(bn) = &theirs else { panic!() };
+            let y_ours = ours.forward_t(x.as_tensor(), true).unwrap();
+            let y_theirs = bn.forward_train(x.as_tensor()).unwrap();
+            assert!(max_diff(&y_ours, &y_theirs) < 1e-5, "{dims:?} output");
+            let ga = (y_ours * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gb = (y_theirs * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let da = va.varmap().data().lock().unwrap().clone();
+            let db = vb.varmap().data().lock().unwrap().clone();
+            let dx = max_diff(
+                ga.get(x.as_tensor()).unwrap(),
+                gb.get(x.as_tensor()).unwrap(),
+            );
+            assert!(dx < 1e-4, "{dims:?} input gradient {dx}");
+            for name in ["bn.weight", "bn.bias"] {
+                let d = max_diff(
+                    ga.get(da[name].as_tensor()).unwrap(),
+                    gb.get(db[name].as_tensor()).unwrap(),
+                );
+                assert!(d < 1e-4, "{dims:?} {name} gradient {d}");
+            }
+            for name in ["bn.running_mean", "bn.running_var"] {
+                let d = max_diff(da[name].as_tensor(), db[name].as_tensor());
+                assert!(d < 1e-6, "{dims:?} {name} {d}");
+            }
+            // Evaluation mode uses the running statistics.
+            let e = max_diff(
+                &ours.forward_t(x.as_tensor(), false).unwrap(),
+                &theirs.forward_t(x.as_tensor(), false).unwrap(),
+            );
+            assert!(e < 1e-5, "{dims:?} eval {e}");
         }
     }
 }
