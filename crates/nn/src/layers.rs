@@ -1,8 +1,8 @@
 //! Small building blocks chosen by name from a config: activations and normalisations.
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Module, ModuleT, Result, Shape,
-    Storage, Tensor, Var,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Module, ModuleT, Result,
+    Shape, Storage, Tensor, Var,
 };
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -191,16 +191,18 @@ impl Module for Conv2d {
         // backward. Its backward (col2im) accumulates each tap straight into the input gradient.
         let cols = x.contiguous()?.apply_op1(Im2Col(geom))?;
         let wmat = self.weight.reshape((self.cout, c * k * k))?;
-        let y = wmat
-            .matmul(&cols)?
-            .reshape((self.cout, b, ho * wo))?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((b, self.cout, ho, wo))?;
-        match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, self.cout, 1, 1))?),
-            None => Ok(y),
-        }
+        // (cout, b·ho·wo) → (b, cout, ho, wo), adding the bias on the way.
+        let ym = wmat.matmul(&cols)?;
+        let to_nchw = ToNchw {
+            b,
+            c: self.cout,
+            hw: ho * wo,
+        };
+        let y = match &self.bias {
+            Some(bias) => ym.apply_op2(&bias.contiguous()?, to_nchw)?,
+            None => ym.apply_op1(to_nchw)?,
+        };
+        y.reshape((b, self.cout, ho, wo))
     }
 }
 
@@ -699,11 +701,252 @@ impl CustomOp3 for BatchNormTrain {
     }
 }
 
-/// Nearest-neighbour upsampling by an integer factor, written with a broadcast so that its
-/// backward pass is a plain sum (candle's `upsample_nearest2d` backward runs a grouped
-/// convolution per channel).
+/// `(c, b·hw)` → `(b, c, hw)`, plus a per-channel bias when given as second operand (CPU).
+/// Backward: the transposed copy back, and the bias gradient as per-channel sums.
+#[derive(Debug, Clone, Copy)]
+struct ToNchw {
+    b: usize,
+    c: usize,
+    hw: usize,
+}
+
+impl ToNchw {
+    fn forward<T: ConvElem>(&self, m: &[T], bias: Option<&[T]>) -> Vec<T> {
+        let (b, c, hw) = (self.b, self.c, self.hw);
+        let mut out = Vec::with_capacity(b * c * hw);
+        for bi in 0..b {
+            for ci in 0..c {
+                let src = &m[ci * b * hw + bi * hw..][..hw];
+                match bias {
+                    Some(bias) => out.extend(src.iter().map(|&v| v + bias[ci])),
+                    None => out.extend_from_slice(src),
+                }
+            }
+        }
+        out
+    }
+
+    /// The gradient of the matrix, and of the bias (sums in f64, in a fixed order).
+    fn backward<T: ConvElem>(&self, dy: &[T]) -> (Vec<T>, Vec<T>) {
+        let (b, c, hw) = (self.b, self.c, self.hw);
+        let mut dm = Vec::with_capacity(b * c * hw);
+        let mut db = vec![0f64; c];
+        for (ci, acc) in db.iter_mut().enumerate() {
+            for bi in 0..b {
+                let src = &dy[(bi * c + ci) * hw..][..hw];
+                dm.extend_from_slice(src);
+                *acc += src.iter().map(|v| v.to_f64()).sum::<f64>();
+            }
+        }
+        (dm, db.into_iter().map(T::from_f64).collect())
+    }
+
+    fn fwd_storage(
+        &self,
+        s: &CpuStorage,
+        l: &Layout,
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = self.b * self.c * self.hw;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(
+                self.forward(
+                    contiguous_slice::<f32>(s, l, n)?,
+                    bias.map(|(s, l)| contiguous_slice::<f32>(s, l, self.c))
+                        .transpose()?,
+                ),
+            ),
+            CpuStorage::F64(_) => f64::wrap(
+                self.forward(
+                    contiguous_slice::<f64>(s, l, n)?,
+                    bias.map(|(s, l)| contiguous_slice::<f64>(s, l, self.c))
+                        .transpose()?,
+                ),
+            ),
+            _ => candle_core::bail!("to-nchw: only f32 and f64"),
+        };
+        Ok((out, Shape::from((self.b, self.c, self.hw))))
+    }
+
+    fn bwd_tensors(&self, dy: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dy = dy.contiguous()?;
+        let n = self.b * self.c * self.hw;
+        let (s, l) = dy.storage_and_layout();
+        let Storage::Cpu(s) = &*s else {
+            candle_core::bail!("to-nchw: CPU only")
+        };
+        let shape = (self.c, self.b * self.hw);
+        Ok(match s {
+            CpuStorage::F32(_) => {
+                let (dm, db) = self.backward(contiguous_slice::<f32>(s, l, n)?);
+                (
+                    Tensor::from_vec(dm, shape, &Device::Cpu)?,
+                    Tensor::from_vec(db, self.c, &Device::Cpu)?,
+                )
+            }
+            CpuStorage::F64(_) => {
+                let (dm, db) = self.backward(contiguous_slice::<f64>(s, l, n)?);
+                (
+                    Tensor::from_vec(dm, shape, &Device::Cpu)?,
+                    Tensor::from_vec(db, self.c, &Device::Cpu)?,
+                )
+            }
+            _ => candle_core::bail!("to-nchw: only f32 and f64"),
+        })
+    }
+}
+
+impl CustomOp1 for ToNchw {
+    fn name(&self) -> &'static str {
+        "to-nchw"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.fwd_storage(s, l, None)
+    }
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.bwd_tensors(grad)?.0))
+    }
+}
+
+impl CustomOp2 for ToNchw {
+    fn name(&self) -> &'static str {
+        "to-nchw-bias"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd_storage(s1, l1, Some((s2, l2)))
+    }
+    fn bwd(
+        &self,
+        _arg1: &Tensor,
+        _arg2: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dm, db) = self.bwd_tensors(grad)?;
+        Ok((Some(dm), Some(db)))
+    }
+}
+
+/// Nearest-neighbour upsampling of a contiguous `(b, c, h, w)` CPU tensor by `f` (CPU op);
+/// its backward sums each `f × f` block.
+#[derive(Debug, Clone, Copy)]
+struct Upsample {
+    planes: usize,
+    h: usize,
+    w: usize,
+    f: usize,
+}
+
+impl Upsample {
+    fn forward<T: ConvElem>(&self, x: &[T]) -> Vec<T> {
+        let (h, w, f) = (self.h, self.w, self.f);
+        let mut out = Vec::with_capacity(self.planes * h * w * f * f);
+        for row in x.chunks_exact(w) {
+            let start = out.len();
+            for &v in row {
+                for _ in 0..f {
+                    out.push(v);
+                }
+            }
+            for _ in 1..f {
+                out.extend_from_within(start..start + w * f);
+            }
+        }
+        out
+    }
+
+    fn backward<T: ConvElem>(&self, dy: &[T]) -> Vec<T> {
+        let (w, f) = (self.w, self.f);
+        let wf = w * f;
+        let mut out = Vec::with_capacity(self.planes * self.h * w);
+        for rows in dy.chunks_exact(wf * f) {
+            for j in 0..w {
+                let mut acc = T::zero();
+                for r in 0..f {
+                    for q in 0..f {
+                        acc += rows[r * wf + j * f + q];
+                    }
+                }
+                out.push(acc);
+            }
+        }
+        out
+    }
+}
+
+impl CustomOp1 for Upsample {
+    fn name(&self) -> &'static str {
+        "upsample-nearest"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let n = self.planes * self.h * self.w;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(self.forward(contiguous_slice::<f32>(s, l, n)?)),
+            CpuStorage::F64(_) => f64::wrap(self.forward(contiguous_slice::<f64>(s, l, n)?)),
+            _ => candle_core::bail!("upsample-nearest: only f32 and f64"),
+        };
+        Ok((
+            out,
+            Shape::from(self.planes * self.h * self.f * self.w * self.f),
+        ))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.contiguous()?.apply_op1(UpsampleAdjoint(*self))?;
+        Ok(Some(g.reshape(arg.shape())?))
+    }
+}
+
+/// The block sum that is [`Upsample`]'s backward (its own backward is the upsampling).
+struct UpsampleAdjoint(Upsample);
+
+impl CustomOp1 for UpsampleAdjoint {
+    fn name(&self) -> &'static str {
+        "upsample-nearest-adjoint"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let u = &self.0;
+        let n = u.planes * u.h * u.f * u.w * u.f;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(u.backward(contiguous_slice::<f32>(s, l, n)?)),
+            CpuStorage::F64(_) => f64::wrap(u.backward(contiguous_slice::<f64>(s, l, n)?)),
+            _ => candle_core::bail!("upsample-nearest: only f32 and f64"),
+        };
+        Ok((out, Shape::from(u.planes * u.h * u.w)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            grad.contiguous()?.apply_op1(self.0)?.reshape(arg.shape())?,
+        ))
+    }
+}
+
+/// Nearest-neighbour upsampling by an integer factor. On the CPU (f32/f64) a custom op whose
+/// backward sums each block; elsewhere written with a broadcast so that its backward pass is a
+/// plain sum (candle's `upsample_nearest2d` backward runs a grouped convolution per channel).
 pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && factor > 0 {
+        let op = Upsample {
+            planes: b * c,
+            h,
+            w,
+            f: factor,
+        };
+        return x
+            .contiguous()?
+            .apply_op1(op)?
+            .reshape((b, c, h * factor, w * factor));
+    }
     x.reshape((b, c, h, 1, w, 1))?
         .broadcast_as((b, c, h, factor, w, factor))?
         .reshape((b, c, h * factor, w * factor))
@@ -957,6 +1200,51 @@ mod tests {
                 &theirs.forward_t(x.as_tensor(), false).unwrap(),
             );
             assert!(e < 1e-5, "{dims:?} eval {e}");
+        }
+    }
+
+    /// The upsampling op and its backward equal the broadcast formulation.
+    #[test]
+    fn upsample_op_matches_broadcast() {
+        let dev = Device::Cpu;
+        for f in [1, 2, 3] {
+            let x = Var::from_tensor(
+                &Tensor::arange(0f32, 2. * 3. * 4. * 5., &dev)
+                    .unwrap()
+                    .reshape((2, 3, 4, 5))
+                    .unwrap()
+                    .sin()
+                    .unwrap(),
+            )
+            .unwrap();
+            let r = Tensor::arange(0f32, (2 * 3 * 4 * 5 * f * f) as f32, &dev)
+                .unwrap()
+                .reshape((2, 3, 4 * f, 5 * f))
+                .unwrap()
+                .cos()
+                .unwrap();
+            let ours = upsample_nearest(x.as_tensor(), f).unwrap();
+            let reference = x
+                .as_tensor()
+                .reshape((2, 3, 4, 1, 5, 1))
+                .unwrap()
+                .broadcast_as((2, 3, 4, f, 5, f))
+                .unwrap()
+                .reshape((2, 3, 4 * f, 5 * f))
+                .unwrap();
+            assert_eq!(max_diff(&ours, &reference), 0.0);
+            let grad = |y: &Tensor| {
+                (y * &r)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(x.as_tensor())
+                    .unwrap()
+                    .clone()
+            };
+            assert!(max_diff(&grad(&ours), &grad(&reference)) < 1e-5);
         }
     }
 }
