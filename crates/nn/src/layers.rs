@@ -1,7 +1,11 @@
 //! Small building blocks chosen by name from a config: activations and normalisations.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Module, ModuleT, Result,
+    Shape, Storage, Tensor, Var,
+};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Activation function, by name in configs.
@@ -72,7 +76,11 @@ impl Norm {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Norm::None => Ok(x.clone()),
-            Norm::Batch(b) => b.forward_t(x, train),
+            Norm::Batch(b) if train => match batch_norm_train_cpu(b, x)? {
+                Some(y) => Ok(y),
+                None => b.forward_t(x, true),
+            },
+            Norm::Batch(b) => b.forward_t(x, false),
             Norm::Layer(l) => l.forward(x),
             Norm::Group(g) => g.forward(x),
         }
@@ -84,11 +92,12 @@ impl Norm {
 /// candle's own `conv2d` is fine forward, but its backward pass for the input gradient runs a
 /// direct (unblocked) transposed convolution on the CPU, which made a small convolutional
 /// autoencoder (widths 16/32/64 on 32×32 stamps, batch 32) train at 0.4 steps/s on 2 cores.
-/// Here the patches are gathered with `narrow` and `stack` and multiplied with one batched
-/// matmul, whose backward is again a matmul: the same model trained at 1.9 steps/s, with the
-/// same numerics. (Its backward still adds nine zero-padded input-sized gradients; see
-/// BENCHMARKS.md for where the time goes now.) Parameter names and shapes (`weight` as
-/// `(out, in, k, k)`, `bias`) and initialisation are those of `candle_nn::conv2d`, so the
+/// Here, on the CPU, a custom op gathers the patches of the whole batch into one
+/// `(c·k·k, batch·ho·wo)` matrix (im2col) that is multiplied with the weights in one matrix
+/// product; the op's backward (col2im) adds each patch gradient straight into the input
+/// gradient in one pass. Other devices gather the taps with `narrow` and `stack` (whose
+/// backward adds k·k zero-padded input-sized gradients). Parameter names and shapes (`weight`
+/// as `(out, in, k, k)`, `bias`) and initialisation are those of `candle_nn::conv2d`, so the
 /// layers are interchangeable in checkpoints.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -161,6 +170,48 @@ impl Module for Conv2d {
         if c != self.cin {
             candle_core::bail!("conv2d expects {} input channels, got {c}", self.cin)
         }
+        if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) {
+            return self.forward_taps(x);
+        }
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (ho, wo) = (self.out_size(h), self.out_size(w));
+        let geom = ConvGeom {
+            b,
+            c,
+            h,
+            w,
+            k,
+            s,
+            p,
+            ho,
+            wo,
+        };
+        // cols: (c·k·k, b·ho·wo), rows in the column order of weight.reshape(cout, c·k·k), the
+        // batch folded into the columns: one matrix product for the whole batch, forward and
+        // backward. Its backward (col2im) accumulates each tap straight into the input gradient.
+        let cols = x.contiguous()?.apply_op1(Im2Col(geom))?;
+        let wmat = self.weight.reshape((self.cout, c * k * k))?;
+        // (cout, b·ho·wo) → (b, cout, ho, wo), adding the bias on the way.
+        let ym = wmat.matmul(&cols)?;
+        let to_nchw = ToNchw {
+            b,
+            c: self.cout,
+            hw: ho * wo,
+        };
+        let y = match &self.bias {
+            Some(bias) => ym.apply_op2(&bias.contiguous()?, to_nchw)?,
+            None => ym.apply_op1(to_nchw)?,
+        };
+        y.reshape((b, self.cout, ho, wo))
+    }
+}
+
+impl Conv2d {
+    /// The convolution from candle tensor ops only (any device): the k·k taps gathered with
+    /// `narrow` and `stack`, one batched matmul. Its backward adds k·k zero-padded input-sized
+    /// gradients, so the CPU uses the [`Im2Col`] op instead.
+    fn forward_taps(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (ho, wo) = (self.out_size(h), self.out_size(w));
         let xp = if p > 0 {
@@ -197,8 +248,6 @@ impl Module for Conv2d {
             }
         }
         // (b, c, k·k, ho, wo) → (b, c·k·k, ho·wo): the column order of weight.reshape(cout, c·k·k).
-        // (Folding the batch into one 2-D product needs a 5-D permute whose strided copy in
-        // candle costs more than it saves: measured 3× slower.)
         let patches = Tensor::stack(&taps, 2)?.reshape((b, c * k * k, ho * wo))?;
         let wmat = self.weight.reshape((self.cout, c * k * k))?;
         let y = wmat
@@ -211,11 +260,693 @@ impl Module for Conv2d {
     }
 }
 
-/// Nearest-neighbour upsampling by an integer factor, written with a broadcast so that its
-/// backward pass is a plain sum (candle's `upsample_nearest2d` backward runs a grouped
-/// convolution per channel).
+/// Shapes of one convolution: input (b, c, h, w), kernel k, stride s, zero padding p, output
+/// ho × wo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConvGeom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl ConvGeom {
+    fn rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    fn cols(&self) -> usize {
+        self.b * self.ho * self.wo
+    }
+    /// The output positions `o` (along an axis of `n` input pixels and `out` outputs) whose tap
+    /// `d` falls inside the input: `o·s + d - p` in `[0, n)`.
+    fn valid(&self, d: usize, n: usize, out: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.s, self.p);
+        let lo = if d >= p { 0 } else { (p - d).div_ceil(s) };
+        // o·s + d - p <= n - 1  ⇔  o <= (n - 1 + p - d) / s
+        let hi = if n + p > d {
+            ((n - 1 + p - d) / s + 1).min(out)
+        } else {
+            0
+        };
+        lo.min(hi)..hi
+    }
+}
+
+/// Scalars the CPU kernels run on.
+trait ConvElem: candle_core::WithDType {
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    fn wrap(v: Vec<Self>) -> CpuStorage;
+    fn sqrt(self) -> Self;
+}
+
+impl ConvElem for f32 {
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
+    fn slice(s: &CpuStorage) -> Option<&[f32]> {
+        match s {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f32>) -> CpuStorage {
+        CpuStorage::F32(v)
+    }
+}
+
+impl ConvElem for f64 {
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
+    fn slice(s: &CpuStorage) -> Option<&[f64]> {
+        match s {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f64>) -> CpuStorage {
+        CpuStorage::F64(v)
+    }
+}
+
+/// im2col: `(b, c, h, w)` → `(c·k·k, b·ho·wo)`, row `(ci·k + di)·k + dj`, column
+/// `(bi·ho + oy)·wo + ox`, holding `x[bi, ci, oy·s + di - p, ox·s + dj - p]` (0 outside).
+/// Each row is written by one task, so the result does not depend on the thread count.
+fn im2col<T: ConvElem>(x: &[T], g: &ConvGeom) -> Vec<T> {
+    let (hw, howo) = (g.h * g.w, g.ho * g.wo);
+    let mut out = vec![T::zero(); g.rows() * g.cols()];
+    out.par_chunks_mut(g.cols())
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (ci, di, dj) = (row / (g.k * g.k), row / g.k % g.k, row % g.k);
+            let ys = g.valid(di, g.h, g.ho);
+            let xs = g.valid(dj, g.w, g.wo);
+            for bi in 0..g.b {
+                let src = &x[(bi * g.c + ci) * hw..][..hw];
+                let dst = &mut dst[bi * howo..][..howo];
+                for oy in ys.clone() {
+                    let iy = oy * g.s + di - g.p;
+                    let srow = &src[iy * g.w..][..g.w];
+                    let drow = &mut dst[oy * g.wo..][..g.wo];
+                    if g.s == 1 {
+                        let ix0 = xs.start + dj - g.p;
+                        drow[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]);
+                    } else {
+                        for ox in xs.clone() {
+                            drow[ox] = srow[ox * g.s + dj - g.p];
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// col2im, the adjoint of [`im2col`]: `(c·k·k, b·ho·wo)` → `(b, c, h, w)`, each column value
+/// added to the input pixel it was taken from. One task per (example, channel) plane, taps in
+/// a fixed order, so the sums do not depend on the thread count.
+fn col2im<T: ConvElem>(cols: &[T], g: &ConvGeom) -> Vec<T> {
+    let (hw, howo, ncols) = (g.h * g.w, g.ho * g.wo, g.cols());
+    let mut out = vec![T::zero(); g.b * g.c * hw];
+    out.par_chunks_mut(hw).enumerate().for_each(|(plane, dst)| {
+        let (bi, ci) = (plane / g.c, plane % g.c);
+        for di in 0..g.k {
+            let ys = g.valid(di, g.h, g.ho);
+            for dj in 0..g.k {
+                let xs = g.valid(dj, g.w, g.wo);
+                let row = (ci * g.k + di) * g.k + dj;
+                let src = &cols[row * ncols + bi * howo..][..howo];
+                for oy in ys.clone() {
+                    let iy = oy * g.s + di - g.p;
+                    let drow = &mut dst[iy * g.w..][..g.w];
+                    let srow = &src[oy * g.wo..][..g.wo];
+                    if g.s == 1 {
+                        let ix0 = xs.start + dj - g.p;
+                        for (d, &v) in drow[ix0..ix0 + xs.len()].iter_mut().zip(&srow[xs.clone()]) {
+                            *d += v;
+                        }
+                    } else {
+                        for ox in xs.clone() {
+                            drow[ox * g.s + dj - g.p] += srow[ox];
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+fn contiguous_slice<'a, T: ConvElem>(s: &'a CpuStorage, l: &Layout, n: usize) -> Result<&'a [T]> {
+    let Some(v) = T::slice(s) else {
+        candle_core::bail!("conv2d: unexpected dtype")
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) if b - a == n => Ok(&v[a..b]),
+        _ => candle_core::bail!("conv2d: expected a contiguous tensor of {n} elements"),
+    }
+}
+
+/// The im2col op (CPU): its backward is [`Col2Im`].
+struct Im2Col(ConvGeom);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let n = g.b * g.c * g.h * g.w;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(im2col(contiguous_slice::<f32>(s, l, n)?, g)),
+            CpuStorage::F64(_) => f64::wrap(im2col(contiguous_slice::<f64>(s, l, n)?, g)),
+            _ => candle_core::bail!("im2col: only f32 and f64"),
+        };
+        Ok((out, Shape::from((g.rows(), g.cols()))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    }
+}
+
+/// The col2im op (CPU): the adjoint of [`Im2Col`], whose backward is im2col again.
+struct Col2Im(ConvGeom);
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let n = g.rows() * g.cols();
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(col2im(contiguous_slice::<f32>(s, l, n)?, g)),
+            CpuStorage::F64(_) => f64::wrap(col2im(contiguous_slice::<f64>(s, l, n)?, g)),
+            _ => candle_core::bail!("col2im: only f32 and f64"),
+        };
+        Ok((out, Shape::from((g.b, g.c, g.h, g.w))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// Batch normalisation in training mode on the CPU as one custom op (statistics in one pass,
+/// output in another, an analytic backward), for the batch norms [`Norm::new`] builds (affine,
+/// mean removed). candle-nn's `forward_train` runs about a dozen tensor ops, each with a
+/// full-size result and a full-size backward. The output is computed as candle-nn does,
+/// `(x - mean) / sqrt(var + eps) · weight + bias` in the element type, with the batch mean
+/// and (biased) variance accumulated in f64; the running statistics are updated as in
+/// candle-nn (momentum, unbiased variance). Returns None where the op does not apply (other
+/// devices and dtypes), for candle-nn's path.
+fn batch_norm_train_cpu(bn: &candle_nn::BatchNorm, x: &Tensor) -> Result<Option<Tensor>> {
+    let Some((weight, bias)) = bn.weight_and_bias() else {
+        return Ok(None);
+    };
+    if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) || x.rank() < 2 {
+        return Ok(None);
+    }
+    let dims = x.dims();
+    let (n, c) = (dims[0], dims[1]);
+    if c != bn.running_mean().dim(0)? {
+        candle_core::bail!(
+            "batch-norm input doesn't have the expected number of features ({:?} <> {})",
+            x.shape(),
+            bn.running_mean().dim(0)?
+        )
+    }
+    let s: usize = dims[2..].iter().product();
+    let x = x.contiguous()?;
+    let geom = BnGeom { n, c, s };
+    let (mean, var) = {
+        let (storage, layout) = x.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        match cpu {
+            CpuStorage::F32(_) => bn_stats(contiguous_slice::<f32>(cpu, layout, n * c * s)?, &geom),
+            CpuStorage::F64(_) => bn_stats(contiguous_slice::<f64>(cpu, layout, n * c * s)?, &geom),
+            _ => return Ok(None),
+        }
+    };
+    // Running statistics as candle-nn updates them.
+    let m = bn.momentum();
+    let count = (n * s) as f64;
+    let rm = bn.running_mean();
+    let rv = bn.running_var();
+    let mean_t = Tensor::from_vec(mean.clone(), c, &Device::Cpu)?.to_dtype(rm.dtype())?;
+    let var_t = Tensor::from_vec(var.clone(), c, &Device::Cpu)?.to_dtype(rv.dtype())?;
+    Var::from_tensor(rm)?.set(&((rm * (1.0 - m))? + (mean_t * m)?)?)?;
+    Var::from_tensor(rv)?.set(&((rv * (1.0 - m))? + (var_t * (m * count / (count - 1.0)))?)?)?;
+    let op = BatchNormTrain {
+        geom,
+        mean,
+        var,
+        eps: bn.eps(),
+    };
+    Ok(Some(x.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        op,
+    )?))
+}
+
+/// Input `(n, c, s…)` with `s` the product of the trailing dims (1 for `(n, c)`).
+#[derive(Debug, Clone, Copy)]
+struct BnGeom {
+    n: usize,
+    c: usize,
+    s: usize,
+}
+
+/// Per-channel mean and biased variance (two passes, f64).
+fn bn_stats<T: ConvElem>(x: &[T], g: &BnGeom) -> (Vec<f64>, Vec<f64>) {
+    let count = (g.n * g.s) as f64;
+    let mut mean = vec![0f64; g.c];
+    for (i, plane) in x.chunks_exact(g.s).enumerate() {
+        mean[i % g.c] += plane.iter().map(|v| v.to_f64()).sum::<f64>();
+    }
+    for m in &mut mean {
+        *m /= count;
+    }
+    let mut var = vec![0f64; g.c];
+    for (i, plane) in x.chunks_exact(g.s).enumerate() {
+        let mu = mean[i % g.c];
+        var[i % g.c] += plane
+            .iter()
+            .map(|v| {
+                let d = v.to_f64() - mu;
+                d * d
+            })
+            .sum::<f64>();
+    }
+    for v in &mut var {
+        *v /= count;
+    }
+    (mean, var)
+}
+
+/// The batch-norm op: `(x, weight, bias)` → output, with the batch statistics computed
+/// beforehand.
+struct BatchNormTrain {
+    geom: BnGeom,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    eps: f64,
+}
+
+impl BatchNormTrain {
+    fn forward<T: ConvElem>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+        let g = &self.geom;
+        let mean: Vec<T> = self.mean.iter().map(|&m| T::from_f64(m)).collect();
+        let std: Vec<T> = self
+            .var
+            .iter()
+            .map(|&v| (T::from_f64(v) + T::from_f64(self.eps)).sqrt())
+            .collect();
+        let mut out = Vec::with_capacity(x.len());
+        for (i, plane) in x.chunks_exact(g.s).enumerate() {
+            let ch = i % g.c;
+            let (mu, sd, wc, bc) = (mean[ch], std[ch], w[ch], b[ch]);
+            out.extend(plane.iter().map(|&v| (v - mu) / sd * wc + bc));
+        }
+        out
+    }
+
+    /// Gradients of input, weight and bias from the output gradient `dy`.
+    fn backward<T: ConvElem>(&self, x: &[T], w: &[T], dy: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let g = &self.geom;
+        let count = (g.n * g.s) as f64;
+        let inv_std: Vec<f64> = self
+            .var
+            .iter()
+            .map(|&v| 1.0 / (T::from_f64(v) + T::from_f64(self.eps)).sqrt().to_f64())
+            .collect();
+        let mut db = vec![0f64; g.c];
+        let mut dw = vec![0f64; g.c];
+        for (i, (xp, gp)) in x.chunks_exact(g.s).zip(dy.chunks_exact(g.s)).enumerate() {
+            let ch = i % g.c;
+            let (mu, is) = (self.mean[ch], inv_std[ch]);
+            let (mut sb, mut sw) = (0f64, 0f64);
+            for (&xv, &gv) in xp.iter().zip(gp) {
+                let gv = gv.to_f64();
+                sb += gv;
+                sw += gv * (xv.to_f64() - mu) * is;
+            }
+            db[ch] += sb;
+            dw[ch] += sw;
+        }
+        let mut dx = Vec::with_capacity(x.len());
+        for (i, (xp, gp)) in x.chunks_exact(g.s).zip(dy.chunks_exact(g.s)).enumerate() {
+            let ch = i % g.c;
+            let (mu, is) = (self.mean[ch], inv_std[ch]);
+            let k = w[ch].to_f64() * is;
+            let (mb, mw) = (db[ch] / count, dw[ch] / count);
+            dx.extend(xp.iter().zip(gp).map(|(&xv, &gv)| {
+                let xhat = (xv.to_f64() - mu) * is;
+                T::from_f64(k * (gv.to_f64() - mb - xhat * mw))
+            }));
+        }
+        let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+        (dx, cast(dw), cast(db))
+    }
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geom;
+        let n = g.n * g.c * g.s;
+        let out = match s1 {
+            CpuStorage::F32(_) => f32::wrap(self.forward(
+                contiguous_slice::<f32>(s1, l1, n)?,
+                contiguous_slice::<f32>(s2, l2, g.c)?,
+                contiguous_slice::<f32>(s3, l3, g.c)?,
+            )),
+            CpuStorage::F64(_) => f64::wrap(self.forward(
+                contiguous_slice::<f64>(s1, l1, n)?,
+                contiguous_slice::<f64>(s2, l2, g.c)?,
+                contiguous_slice::<f64>(s3, l3, g.c)?,
+            )),
+            _ => candle_core::bail!("batch-norm-train: only f32 and f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let g = &self.geom;
+        let n = g.n * g.c * g.s;
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (gs, gl) = dy.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
+            candle_core::bail!("batch-norm-train: CPU only")
+        };
+        let (dx, dw, db) = match xs {
+            CpuStorage::F32(_) => {
+                let (dx, dw, db) = self.backward(
+                    contiguous_slice::<f32>(xs, xl, n)?,
+                    contiguous_slice::<f32>(ws, wl, g.c)?,
+                    contiguous_slice::<f32>(gs, gl, n)?,
+                );
+                (
+                    Tensor::from_vec(dx, x.shape(), &Device::Cpu)?,
+                    Tensor::from_vec(dw, g.c, &Device::Cpu)?,
+                    Tensor::from_vec(db, g.c, &Device::Cpu)?,
+                )
+            }
+            CpuStorage::F64(_) => {
+                let (dx, dw, db) = self.backward(
+                    contiguous_slice::<f64>(xs, xl, n)?,
+                    contiguous_slice::<f64>(ws, wl, g.c)?,
+                    contiguous_slice::<f64>(gs, gl, n)?,
+                );
+                (
+                    Tensor::from_vec(dx, x.shape(), &Device::Cpu)?,
+                    Tensor::from_vec(dw, g.c, &Device::Cpu)?,
+                    Tensor::from_vec(db, g.c, &Device::Cpu)?,
+                )
+            }
+            _ => candle_core::bail!("batch-norm-train: only f32 and f64"),
+        };
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `(c, b·hw)` → `(b, c, hw)`, plus a per-channel bias when given as second operand (CPU).
+/// Backward: the transposed copy back, and the bias gradient as per-channel sums.
+#[derive(Debug, Clone, Copy)]
+struct ToNchw {
+    b: usize,
+    c: usize,
+    hw: usize,
+}
+
+impl ToNchw {
+    fn forward<T: ConvElem>(&self, m: &[T], bias: Option<&[T]>) -> Vec<T> {
+        let (b, c, hw) = (self.b, self.c, self.hw);
+        let mut out = Vec::with_capacity(b * c * hw);
+        for bi in 0..b {
+            for ci in 0..c {
+                let src = &m[ci * b * hw + bi * hw..][..hw];
+                match bias {
+                    Some(bias) => out.extend(src.iter().map(|&v| v + bias[ci])),
+                    None => out.extend_from_slice(src),
+                }
+            }
+        }
+        out
+    }
+
+    /// The gradient of the matrix, and of the bias (sums in f64, in a fixed order).
+    fn backward<T: ConvElem>(&self, dy: &[T]) -> (Vec<T>, Vec<T>) {
+        let (b, c, hw) = (self.b, self.c, self.hw);
+        let mut dm = Vec::with_capacity(b * c * hw);
+        let mut db = vec![0f64; c];
+        for (ci, acc) in db.iter_mut().enumerate() {
+            for bi in 0..b {
+                let src = &dy[(bi * c + ci) * hw..][..hw];
+                dm.extend_from_slice(src);
+                *acc += src.iter().map(|v| v.to_f64()).sum::<f64>();
+            }
+        }
+        (dm, db.into_iter().map(T::from_f64).collect())
+    }
+
+    fn fwd_storage(
+        &self,
+        s: &CpuStorage,
+        l: &Layout,
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = self.b * self.c * self.hw;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(
+                self.forward(
+                    contiguous_slice::<f32>(s, l, n)?,
+                    bias.map(|(s, l)| contiguous_slice::<f32>(s, l, self.c))
+                        .transpose()?,
+                ),
+            ),
+            CpuStorage::F64(_) => f64::wrap(
+                self.forward(
+                    contiguous_slice::<f64>(s, l, n)?,
+                    bias.map(|(s, l)| contiguous_slice::<f64>(s, l, self.c))
+                        .transpose()?,
+                ),
+            ),
+            _ => candle_core::bail!("to-nchw: only f32 and f64"),
+        };
+        Ok((out, Shape::from((self.b, self.c, self.hw))))
+    }
+
+    fn bwd_tensors(&self, dy: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dy = dy.contiguous()?;
+        let n = self.b * self.c * self.hw;
+        let (s, l) = dy.storage_and_layout();
+        let Storage::Cpu(s) = &*s else {
+            candle_core::bail!("to-nchw: CPU only")
+        };
+        let shape = (self.c, self.b * self.hw);
+        Ok(match s {
+            CpuStorage::F32(_) => {
+                let (dm, db) = self.backward(contiguous_slice::<f32>(s, l, n)?);
+                (
+                    Tensor::from_vec(dm, shape, &Device::Cpu)?,
+                    Tensor::from_vec(db, self.c, &Device::Cpu)?,
+                )
+            }
+            CpuStorage::F64(_) => {
+                let (dm, db) = self.backward(contiguous_slice::<f64>(s, l, n)?);
+                (
+                    Tensor::from_vec(dm, shape, &Device::Cpu)?,
+                    Tensor::from_vec(db, self.c, &Device::Cpu)?,
+                )
+            }
+            _ => candle_core::bail!("to-nchw: only f32 and f64"),
+        })
+    }
+}
+
+impl CustomOp1 for ToNchw {
+    fn name(&self) -> &'static str {
+        "to-nchw"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.fwd_storage(s, l, None)
+    }
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.bwd_tensors(grad)?.0))
+    }
+}
+
+impl CustomOp2 for ToNchw {
+    fn name(&self) -> &'static str {
+        "to-nchw-bias"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd_storage(s1, l1, Some((s2, l2)))
+    }
+    fn bwd(
+        &self,
+        _arg1: &Tensor,
+        _arg2: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dm, db) = self.bwd_tensors(grad)?;
+        Ok((Some(dm), Some(db)))
+    }
+}
+
+/// Nearest-neighbour upsampling of a contiguous `(b, c, h, w)` CPU tensor by `f` (CPU op);
+/// its backward sums each `f × f` block.
+#[derive(Debug, Clone, Copy)]
+struct Upsample {
+    planes: usize,
+    h: usize,
+    w: usize,
+    f: usize,
+}
+
+impl Upsample {
+    fn forward<T: ConvElem>(&self, x: &[T]) -> Vec<T> {
+        let (h, w, f) = (self.h, self.w, self.f);
+        let mut out = Vec::with_capacity(self.planes * h * w * f * f);
+        for row in x.chunks_exact(w) {
+            let start = out.len();
+            for &v in row {
+                for _ in 0..f {
+                    out.push(v);
+                }
+            }
+            for _ in 1..f {
+                out.extend_from_within(start..start + w * f);
+            }
+        }
+        out
+    }
+
+    fn backward<T: ConvElem>(&self, dy: &[T]) -> Vec<T> {
+        let (w, f) = (self.w, self.f);
+        let wf = w * f;
+        let mut out = Vec::with_capacity(self.planes * self.h * w);
+        for rows in dy.chunks_exact(wf * f) {
+            for j in 0..w {
+                let mut acc = T::zero();
+                for r in 0..f {
+                    for q in 0..f {
+                        acc += rows[r * wf + j * f + q];
+                    }
+                }
+                out.push(acc);
+            }
+        }
+        out
+    }
+}
+
+impl CustomOp1 for Upsample {
+    fn name(&self) -> &'static str {
+        "upsample-nearest"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let n = self.planes * self.h * self.w;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(self.forward(contiguous_slice::<f32>(s, l, n)?)),
+            CpuStorage::F64(_) => f64::wrap(self.forward(contiguous_slice::<f64>(s, l, n)?)),
+            _ => candle_core::bail!("upsample-nearest: only f32 and f64"),
+        };
+        Ok((
+            out,
+            Shape::from(self.planes * self.h * self.f * self.w * self.f),
+        ))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.contiguous()?.apply_op1(UpsampleAdjoint(*self))?;
+        Ok(Some(g.reshape(arg.shape())?))
+    }
+}
+
+/// The block sum that is [`Upsample`]'s backward (its own backward is the upsampling).
+struct UpsampleAdjoint(Upsample);
+
+impl CustomOp1 for UpsampleAdjoint {
+    fn name(&self) -> &'static str {
+        "upsample-nearest-adjoint"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let u = &self.0;
+        let n = u.planes * u.h * u.f * u.w * u.f;
+        let out = match s {
+            CpuStorage::F32(_) => f32::wrap(u.backward(contiguous_slice::<f32>(s, l, n)?)),
+            CpuStorage::F64(_) => f64::wrap(u.backward(contiguous_slice::<f64>(s, l, n)?)),
+            _ => candle_core::bail!("upsample-nearest: only f32 and f64"),
+        };
+        Ok((out, Shape::from(u.planes * u.h * u.w)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            grad.contiguous()?.apply_op1(self.0)?.reshape(arg.shape())?,
+        ))
+    }
+}
+
+/// Nearest-neighbour upsampling by an integer factor. On the CPU (f32/f64) a custom op whose
+/// backward sums each block; elsewhere written with a broadcast so that its backward pass is a
+/// plain sum (candle's `upsample_nearest2d` backward runs a grouped convolution per channel).
 pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && factor > 0 {
+        let op = Upsample {
+            planes: b * c,
+            h,
+            w,
+            f: factor,
+        };
+        return x
+            .contiguous()?
+            .apply_op1(op)?
+            .reshape((b, c, h * factor, w * factor));
+    }
     x.reshape((b, c, h, 1, w, 1))?
         .broadcast_as((b, c, h, factor, w, factor))?
         .reshape((b, c, h * factor, w * factor))
@@ -279,5 +1010,241 @@ mod tests {
             up.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![0., 0., 1., 1., 0., 0., 1., 1., 2., 2., 3., 3., 2., 2., 3., 3.]
         );
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Gradients of the input, weight and bias through the im2col op (CPU) and through the
+    /// tensor-op fallback equal those through candle's own conv2d.
+    #[test]
+    fn im2col_conv_gradients_match_candle_conv() {
+        let dev = Device::Cpu;
+        let vars = crate::init::SeededVarMap::new(5);
+        for (cin, cout, k, s, p, h, w) in [
+            (2, 3, 3, 1, 1, 6, 5),
+            (3, 2, 3, 2, 1, 8, 8),
+            (2, 2, 3, 2, 1, 7, 9),
+            (1, 4, 1, 1, 0, 4, 4),
+            (2, 3, 5, 2, 2, 9, 7),
+            (2, 2, 3, 3, 0, 9, 6),
+            // Uneven: checked against the tap path only.
+            (2, 3, 5, 2, 2, 9, 6),
+            (2, 2, 3, 3, 0, 8, 7),
+            (2, 3, 3, 2, 1, 8, 8),
+        ] {
+            let tag = format!("cin{cin} cout{cout} k{k} s{s} p{p} {h}x{w}");
+            let conv = conv2d(
+                cin,
+                cout,
+                k,
+                s,
+                p,
+                vars.builder(&dev).pp(tag.replace(' ', "_")),
+            )
+            .unwrap();
+            let n = 2 * cin * h * w;
+            let x = candle_core::Var::from_tensor(
+                &(Tensor::arange(0f32, n as f32, &dev)
+                    .unwrap()
+                    .reshape((2, cin, h, w))
+                    .unwrap()
+                    .sin()
+                    .unwrap()
+                    * 1.5)
+                    .unwrap(),
+            )
+            .unwrap();
+            let (ho, wo) = (conv.out_size(h), conv.out_size(w));
+            let r = Tensor::arange(0f32, (2 * cout * ho * wo) as f32, &dev)
+                .unwrap()
+                .reshape((2, cout, ho, wo))
+                .unwrap()
+                .affine(0.37, 0.1)
+                .unwrap()
+                .cos()
+                .unwrap();
+            let bias = conv.bias.as_ref().unwrap();
+            let grads_of = |y: Tensor| {
+                let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                [x.as_tensor(), &conv.weight, bias].map(|t| g.get(t).unwrap().clone())
+            };
+            let ours = grads_of(conv.forward(x.as_tensor()).unwrap());
+            let taps = grads_of(conv.forward_taps(x.as_tensor()).unwrap());
+            // candle's conv2d backward gets the input gradient's shape wrong when the stride
+            // does not divide the padded input evenly; compare with it where it is right.
+            let even = (h + 2 * p - k) % s == 0 && (w + 2 * p - k) % s == 0;
+            let reference = even.then(|| {
+                grads_of(
+                    x.as_tensor()
+                        .conv2d(&conv.weight, p, s, 1, 1)
+                        .unwrap()
+                        .broadcast_add(&bias.reshape((1, cout, 1, 1)).unwrap())
+                        .unwrap(),
+                )
+            });
+            for (i, what) in ["input", "weight", "bias"].iter().enumerate() {
+                let d = max_diff(&ours[i], &taps[i]);
+                assert!(d < 1e-4, "{tag}: {what} gradient differs from taps by {d}");
+                if let Some(reference) = &reference {
+                    let d = max_diff(&ours[i], &reference[i]);
+                    assert!(
+                        d < 1e-4,
+                        "{tag}: {what} gradient differs from candle by {d}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The fused training-mode batch norm gives candle-nn's output, gradients and running
+    /// statistics.
+    #[test]
+    fn batch_norm_matches_candle_nn() {
+        let dev = Device::Cpu;
+        for dims in [vec![6, 5], vec![4, 3, 5, 6]] {
+            let c = dims[1];
+            let n: usize = dims.iter().product();
+            let make = || {
+                let vars = crate::init::SeededVarMap::new(9);
+                let norm = Norm::new(
+                    NormKind::Batch,
+                    c,
+                    dims.len() > 2,
+                    vars.builder(&dev).pp("bn"),
+                )
+                .unwrap();
+                // Non-trivial affine parameters and running statistics.
+                for (name, v) in vars.varmap().data().lock().unwrap().iter() {
+                    let t = Tensor::arange(0f32, c as f32, &dev).unwrap();
+                    let t = match name.as_str() {
+                        "bn.weight" => (t * 0.3).unwrap() + 0.5,
+                        "bn.bias" => (t * -0.2).unwrap() + 0.1,
+                        "bn.running_mean" => (t * 0.1).unwrap() + 0.0,
+                        _ => (t * 0.2).unwrap() + 1.0,
+                    }
+                    .unwrap();
+                    v.set(&t).unwrap();
+                }
+                (vars, norm)
+            };
+            let (va, ours) = make();
+            let (vb, theirs) = make();
+            let x = Var::from_tensor(
+                &(Tensor::arange(0f32, n as f32, &dev)
+                    .unwrap()
+                    .reshape(dims.clone())
+                    .unwrap()
+                    .affine(0.7, 0.3)
+                    .unwrap()
+                    .sin()
+                    .unwrap()
+                    * 2.0)
+                    .unwrap(),
+            )
+            .unwrap();
+            let r = Tensor::arange(0f32, n as f32, &dev)
+                .unwrap()
+                .reshape(dims.clone())
+                .unwrap()
+                .cos()
+                .unwrap();
+            let Norm::Batch(bn) = &theirs else { panic!() };
+            let y_ours = ours.forward_t(x.as_tensor(), true).unwrap();
+            let y_theirs = bn.forward_train(x.as_tensor()).unwrap();
+            assert!(max_diff(&y_ours, &y_theirs) < 1e-5, "{dims:?} output");
+            let ga = (y_ours * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gb = (y_theirs * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let da = va.varmap().data().lock().unwrap().clone();
+            let db = vb.varmap().data().lock().unwrap().clone();
+            let dx = max_diff(
+                ga.get(x.as_tensor()).unwrap(),
+                gb.get(x.as_tensor()).unwrap(),
+            );
+            assert!(dx < 1e-4, "{dims:?} input gradient {dx}");
+            for name in ["bn.weight", "bn.bias"] {
+                let d = max_diff(
+                    ga.get(da[name].as_tensor()).unwrap(),
+                    gb.get(db[name].as_tensor()).unwrap(),
+                );
+                assert!(d < 1e-4, "{dims:?} {name} gradient {d}");
+            }
+            for name in ["bn.running_mean", "bn.running_var"] {
+                let d = max_diff(da[name].as_tensor(), db[name].as_tensor());
+                assert!(d < 1e-6, "{dims:?} {name} {d}");
+            }
+            // Evaluation mode uses the running statistics.
+            let e = max_diff(
+                &ours.forward_t(x.as_tensor(), false).unwrap(),
+                &theirs.forward_t(x.as_tensor(), false).unwrap(),
+            );
+            assert!(e < 1e-5, "{dims:?} eval {e}");
+        }
+    }
+
+    /// The upsampling op and its backward equal the broadcast formulation.
+    #[test]
+    fn upsample_op_matches_broadcast() {
+        let dev = Device::Cpu;
+        for f in [1, 2, 3] {
+            let x = Var::from_tensor(
+                &Tensor::arange(0f32, 2. * 3. * 4. * 5., &dev)
+                    .unwrap()
+                    .reshape((2, 3, 4, 5))
+                    .unwrap()
+                    .sin()
+                    .unwrap(),
+            )
+            .unwrap();
+            let r = Tensor::arange(0f32, (2 * 3 * 4 * 5 * f * f) as f32, &dev)
+                .unwrap()
+                .reshape((2, 3, 4 * f, 5 * f))
+                .unwrap()
+                .cos()
+                .unwrap();
+            let ours = upsample_nearest(x.as_tensor(), f).unwrap();
+            let reference = x
+                .as_tensor()
+                .reshape((2, 3, 4, 1, 5, 1))
+                .unwrap()
+                .broadcast_as((2, 3, 4, f, 5, f))
+                .unwrap()
+                .reshape((2, 3, 4 * f, 5 * f))
+                .unwrap();
+            assert_eq!(max_diff(&ours, &reference), 0.0);
+            let grad = |y: &Tensor| {
+                (y * &r)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(x.as_tensor())
+                    .unwrap()
+                    .clone()
+            };
+            assert!(max_diff(&grad(&ours), &grad(&reference)) < 1e-5);
+        }
     }
 }
