@@ -233,7 +233,7 @@ fn average_precision(
     difficult: &dyn Fn(&TruthObject) -> bool,
 ) -> Option<f64> {
     let n_pos = truth.iter().filter(|t| !difficult(t)).count();
-    if n_pos == 0 || dets.iter().all(|d| d.bbox.is_none()) {
+    if n_pos == 0 {
         return None;
     }
     let mut order: Vec<&&DetectedObject> = dets.iter().collect();
@@ -389,7 +389,12 @@ pub fn evaluate(
         completeness_snr_3_10: mid.completeness,
         purity_snr_3_10: mid.purity,
         map50: (has_classes && !aps.is_empty()).then(|| aps.iter().sum::<f64>() / aps.len() as f64),
-        ap50_agnostic: average_precision(&all_d, &all_t, &difficult),
+        // Without boxes (a catalogue of positions only) there is no AP to speak of.
+        ap50_agnostic: if dets.iter().any(|d| d.bbox.is_some()) {
+            average_precision(&all_d, &all_t, &difficult)
+        } else {
+            None
+        },
         n_detections: dets.len(),
         n_truth,
         snr_bins,
