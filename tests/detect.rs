@@ -172,7 +172,7 @@ fn training_runs_through_the_shared_loop_and_its_model_predicts() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("train");
     let o = out.to_str().unwrap();
-    let train = |extra: &[&str]| {
+    let train = |o: &str, extra: &[&str]| {
         let mut args = vec![
             "detect",
             "train",
@@ -200,7 +200,7 @@ fn training_runs_through_the_shared_loop_and_its_model_predicts() {
         args.extend_from_slice(extra);
         deepsky(&args)
     };
-    ok(&train(&["--set", "train.epochs=8"]));
+    ok(&train(o, &["--set", "train.epochs=8"]));
     let r = json(&out.join("report.json"));
     let (first, last) = (
         r["first_train_loss"].as_f64().unwrap(),
@@ -214,10 +214,21 @@ fn training_runs_through_the_shared_loop_and_its_model_predicts() {
     assert!(out.join("checkpoints/latest.json").exists());
     // Resuming a finished run does no more epochs and gives the same model.
     let before = std::fs::read(out.join("model/model.safetensors")).unwrap();
-    ok(&train(&["--set", "train.epochs=8", "--resume"]));
+    ok(&train(o, &["--set", "train.epochs=8", "--resume"]));
     assert_eq!(
         std::fs::read(out.join("model/model.safetensors")).unwrap(),
         before
+    );
+    // Same config and seed, another directory: the same weights.
+    let again = d.path().join("again");
+    ok(&train(
+        again.to_str().unwrap(),
+        &["--set", "train.epochs=8"],
+    ));
+    assert_eq!(
+        std::fs::read(again.join("model/model.safetensors")).unwrap(),
+        before,
+        "same seed, same model"
     );
     // The trained model predicts through the same path as the bundled one.
     let p = d.path().join("pred");
