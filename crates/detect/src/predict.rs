@@ -277,3 +277,60 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod masked_tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// NaN pixels (a masked block, as a bad amplifier or a chip gap leaves them) neither stop
+    /// prediction nor create detections; sources away from them are found as without the mask.
+    #[test]
+    fn nan_block_is_ignored_and_the_rest_found_as_before() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
+        let det = TrainedDetector::load(&dir, &Device::Cpu).unwrap();
+        let sky = deepsky_sim::sky::SkyConfig {
+            width: 160,
+            height: 160,
+            seed: 77,
+            ..Default::default()
+        };
+        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
+        let cfg = PredictConfig {
+            score_threshold: 0.15,
+            iou_threshold: 0.3,
+            ..Default::default()
+        };
+        let clean = predict(&det, field.image.view(), None, &cfg, &mut |_, _| true).unwrap();
+        let mut img = field.image.clone();
+        img.slice_mut(s![40..80, 40..80]).fill(f32::NAN);
+        let masked = predict(&det, img.view(), None, &cfg, &mut |_, _| true).unwrap();
+        assert!(masked.background.level.iter().all(|v| v.is_finite()));
+        let inside = |b: &BBox| {
+            let (x, y) = b.centre();
+            (42.0..78.0).contains(&x) && (42.0..78.0).contains(&y)
+        };
+        assert!(masked.detections.iter().all(|d| !inside(&d.bbox)));
+        // Away from the block (8 pixels of margin), the same sources.
+        let far = |b: &BBox| {
+            let (x, y) = b.centre();
+            !((32.0..88.0).contains(&x) && (32.0..88.0).contains(&y))
+        };
+        let a: Vec<_> = clean.detections.iter().filter(|d| far(&d.bbox)).collect();
+        let found = a
+            .iter()
+            .filter(|d| {
+                masked.detections.iter().any(|m| {
+                    let ((x0, y0), (x1, y1)) = (d.bbox.centre(), m.bbox.centre());
+                    (x0 - x1).hypot(y0 - y1) < 1.0
+                })
+            })
+            .count();
+        assert!(a.len() > 50, "{} detections", a.len());
+        assert!(
+            found as f64 >= 0.9 * a.len() as f64,
+            "{found} of {}",
+            a.len()
+        );
+    }
+}
