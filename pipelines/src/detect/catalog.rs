@@ -378,6 +378,26 @@ pub fn catalog_frame(
     (df, meta)
 }
 
+/// Add the `image` column (which input each detection was found in) after `id`.
+pub fn with_image_column(
+    mut df: DataFrame,
+    mut meta: TableMeta,
+    images: Vec<String>,
+) -> (DataFrame, TableMeta) {
+    df.insert_column(1, Column::new("image".into(), images))
+        .expect("one image per row");
+    add_image_meta(&mut meta);
+    (df, meta)
+}
+
+/// The `image` column's unit and description.
+pub fn add_image_meta(meta: &mut TableMeta) {
+    meta.insert(
+        "image".into(),
+        ColumnMeta::new("", "image the detection was found in, as given to --input"),
+    );
+}
+
 /// Write catalog.fits (CATALOG extension, provenance cards) and catalog.csv.
 pub fn write_catalog(
     frame: &RunFrame,

@@ -7,10 +7,14 @@
 //!   catalog.fits/.csv, detections.reg (DS9), plots/overlay, report.json; with `--truth` the
 //!   completeness/purity/F1/mAP evaluation of the network and of the classical baseline.
 //! - `evaluate`: the same evaluation for any catalogue (e.g. SExtractor's), for benchmarks.
+//! - `merge`: combine the output folders of `predict --shard K/N` runs into what one
+//!   unsharded run writes (`deepsky submit` runs the shards as a Slurm job array).
 
 mod catalog;
 mod config;
 mod evaluate;
+pub mod inputs;
+mod merge;
 mod predict;
 mod train;
 
@@ -20,6 +24,7 @@ use clap::{Args, Subcommand};
 use deepsky_runtime::RunError;
 
 pub use config::DetectConfig;
+pub use merge::{read_json as merge_read_json, shard_done};
 
 use crate::common::{self, PipelineArgs, RunFrame};
 
@@ -28,8 +33,11 @@ use crate::common::{self, PipelineArgs, RunFrame};
 pub enum DetectCommand {
     /// Train a detector on simulated fields (writes OUT/model).
     Train(TrainArgs),
-    /// Detect sources in a FITS image with a trained detector.
+    /// Detect sources in FITS images with a trained detector.
     Predict(PredictArgs),
+    /// Merge the output folders of `predict --shard K/N` runs into one result (the same rows,
+    /// values and order as one unsharded run).
+    Merge(MergeArgs),
     /// Score any detection catalogue (FITS or Parquet table with x, y or X_IMAGE, Y_IMAGE)
     /// against a truth catalogue with the same rules as `predict --truth`.
     Evaluate(EvaluateArgs),
@@ -46,17 +54,28 @@ pub struct TrainArgs {
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     #[command(flatten)]
-    common: PipelineArgs,
-    /// The FITS image to search.
-    #[arg(long, value_name = "IMAGE.fits")]
-    input: PathBuf,
+    pub common: PipelineArgs,
+    /// The FITS images to search: files, folders (their FITS files), globs (`fields/s*.fits`)
+    /// or `@list.txt` (one path per line); repeatable. They are processed in sorted order.
+    #[arg(long, value_name = "IMAGE.fits|DIR|GLOB|@LIST", num_args = 1.., required = true)]
+    pub input: Vec<String>,
     /// Truth catalogue (FITS table with x, y, class, snr and bbox_* columns, as
     /// `deepsky simulate sky` writes): evaluate the detections and the classical baseline.
     #[arg(long, value_name = "TRUTH.fits")]
-    truth: Option<PathBuf>,
+    pub truth: Option<PathBuf>,
     /// Model directory (overrides `input.model`).
     #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+}
+
+/// Arguments of `deepsky detect merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    common: PipelineArgs,
+    /// Output folders of `detect predict --shard K/N` runs, one per shard, in any order.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    shards: Vec<PathBuf>,
 }
 
 /// Arguments of `deepsky detect evaluate`.
@@ -83,6 +102,7 @@ pub fn run(cmd: DetectCommand) -> Result<(), RunError> {
         DetectCommand::Train(a) => ("detect train", &a.common),
         DetectCommand::Predict(a) => ("detect predict", &a.common),
         DetectCommand::Evaluate(a) => ("detect evaluate", &a.common),
+        DetectCommand::Merge(a) => ("detect merge", &a.common),
     };
     let Some(cfg) = common::resolve::<DetectConfig>(args)? else {
         return Ok(());
@@ -92,6 +112,7 @@ pub fn run(cmd: DetectCommand) -> Result<(), RunError> {
         DetectCommand::Train(a) => train::run(a, &cfg.config, &mut frame),
         DetectCommand::Predict(a) => predict::run(a, &cfg.config, &mut frame),
         DetectCommand::Evaluate(a) => evaluate::run(a, &cfg.config, &mut frame),
+        DetectCommand::Merge(a) => merge::run(&a.shards, &mut frame),
     };
     frame.finish(result)
 }
