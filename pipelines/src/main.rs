@@ -9,6 +9,7 @@ mod common;
 mod detect;
 mod inspect;
 mod simulate;
+mod submit;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Find stars, galaxies and artefacts in sky images: train a detector, predict, evaluate.
     #[command(subcommand)]
     Detect(detect::DetectCommand),
+    /// Run a pipeline over many inputs as a Slurm job array with a dependent merge job;
+    /// `--status OUT` reports failed shards with their logs.
+    Submit(submit::SubmitArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Simulate(cmd) => simulate::run(cmd, cli.quiet),
         Command::Anomaly(args) => anomaly::run(args).map_err(Failure::from),
         Command::Detect(cmd) => detect::run(cmd).map_err(Failure::from),
+        Command::Submit(args) => submit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
