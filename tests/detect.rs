@@ -288,3 +288,178 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
     ]);
     assert_fails(&f, 2, &["data/events.fits"]);
 }
+
+/// Many images in one run (folder, glob or list, processed in sorted order), the same run in
+/// shards, and `detect merge` giving exactly the single run's files; clear errors for the
+/// ways a merge or a multi-image run can go wrong.
+#[test]
+fn shards_of_a_multi_image_run_merge_into_the_single_run() {
+    let d = tempfile::tempdir().unwrap();
+    let fields = d.path().join("fields");
+    std::fs::create_dir_all(&fields).unwrap();
+    // Small fields (160²) from the bundled simulator settings.
+    let sky = std::fs::read_to_string(root().join("pipelines/configs/sky.toml"))
+        .unwrap()
+        .replace("width = 256", "width = 160")
+        .replace("height = 256", "height = 160");
+    assert!(sky.contains("width = 160"));
+    let sky_toml = d.path().join("sky.toml");
+    std::fs::write(&sky_toml, sky).unwrap();
+    for seed in [21, 22, 23] {
+        ok(&deepsky(&[
+            "-q",
+            "simulate",
+            "sky",
+            "-c",
+            sky_toml.to_str().unwrap(),
+            "--seed",
+            &seed.to_string(),
+            "-o",
+            fields.join(format!("f{seed}.fits")).to_str().unwrap(),
+        ]));
+    }
+    let run = |out: &str, input: &[String], extra: &[&str]| {
+        let o = d.path().join(out);
+        let mut args: Vec<String> = [
+            "detect",
+            "predict",
+            "-c",
+            "pipelines/configs/detect.toml",
+            "-o",
+            o.to_str().unwrap(),
+            "--input",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend_from_slice(input);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        deepsky(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let f = |s: u32| fields.join(format!("f{s}.fits")).display().to_string();
+    // A glob (the truth catalogues beside the images do not match it).
+    let glob = fields.join("f2?.fits").display().to_string();
+    ok(&run("single", &[glob.clone()], &[]));
+    // The same images named one by one in another order, and in a list file.
+    ok(&run("named", &[f(23), f(21), f(22)], &[]));
+    let list = d.path().join("list.txt");
+    std::fs::write(
+        &list,
+        format!("# fields\n{}\n\n{}\n{}\n", f(22), f(23), f(21)),
+    )
+    .unwrap();
+    ok(&run("listed", &[format!("@{}", list.display())], &[]));
+    let single = d.path().join("single");
+    for other in ["named", "listed"] {
+        assert_eq!(
+            std::fs::read(single.join("catalog.csv")).unwrap(),
+            std::fs::read(d.path().join(other).join("catalog.csv")).unwrap(),
+            "{other}"
+        );
+    }
+    let r = json(&single.join("report.json"));
+    assert_eq!(r["n_images"], 3);
+    let per_image: u64 = r["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["n_detections"].as_u64().unwrap())
+        .sum();
+    assert_eq!(r["n_detections"].as_u64().unwrap(), per_image);
+    assert!(per_image > 30, "{per_image}");
+    for s in [21, 22, 23] {
+        assert!(single.join(format!("images/f{s}/detections.reg")).exists());
+        assert!(single.join(format!("images/f{s}/overlay.png")).exists());
+    }
+
+    // Two shards (images 1 | 2 and 3), merged in either order: the single run's catalogue.
+    for k in 0..2 {
+        ok(&run(
+            &format!("s{k}"),
+            &[glob.clone()],
+            &["--shard", &format!("{k}/2")],
+        ));
+    }
+    assert_eq!(json(&d.path().join("s0/report.json"))["n_images"], 1);
+    assert_eq!(json(&d.path().join("s1/report.json"))["n_images"], 2);
+    let (s0, s1, merged) = (
+        d.path().join("s0"),
+        d.path().join("s1"),
+        d.path().join("merged"),
+    );
+    ok(&deepsky(&[
+        "detect",
+        "merge",
+        s1.to_str().unwrap(),
+        s0.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]));
+    fitsverify_ok(&merged.join("catalog.fits"));
+    assert_eq!(
+        std::fs::read(merged.join("catalog.csv")).unwrap(),
+        std::fs::read(single.join("catalog.csv")).unwrap()
+    );
+    let py = run_python(
+        r#"
+import sys, numpy as np
+from astropy.io import fits
+a = fits.getdata(sys.argv[1], 'CATALOG'); b = fits.getdata(sys.argv[2], 'CATALOG')
+same = all(np.array_equal(a[c], b[c], equal_nan=True) if a[c].dtype.kind == 'f'
+           else list(map(str.strip, a[c].astype(str))) == list(map(str.strip, b[c].astype(str)))
+           for c in b.columns.names)
+print(len(a), int(same), int(list(a['id']) == list(range(1, len(a) + 1))))
+"#,
+        &[
+            merged.join("catalog.fits").to_str().unwrap(),
+            single.join("catalog.fits").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        py.split_whitespace().collect::<Vec<_>>(),
+        [per_image.to_string().as_str(), "1", "1"]
+    );
+    let rm = json(&merged.join("report.json"));
+    assert_eq!(rm["images"].as_array().unwrap().len(), 3);
+    assert_eq!(rm["per_class_counts"], r["per_class_counts"]);
+    let prov = json(&merged.join("provenance.json"));
+    assert_eq!(prov["shards"].as_array().unwrap().len(), 2);
+
+    // Errors: one line, naming the problem.
+    let o = deepsky(&[
+        "detect",
+        "merge",
+        s0.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, &["shards 1/2 missing"]);
+    let o = deepsky(&[
+        "detect",
+        "merge",
+        single.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, &["no `shard`"]);
+    let o = run(
+        "bad",
+        &[glob.clone()],
+        &["--truth", "data/sky_field_truth.fits"],
+    );
+    assert_fails(&o, 2, &["--truth evaluates one image"]);
+    let o = run(
+        "bad",
+        &[fields.join("nope*.fits").display().to_string()],
+        &[],
+    );
+    assert_fails(&o, 2, &["no file matches"]);
+    let o = run(
+        "bad",
+        &[format!("@{}", d.path().join("none.txt").display())],
+        &[],
+    );
+    assert_fails(&o, 2, &["none.txt", "cannot read input list"]);
+    // The folder holds the truth catalogues too: tables, not images, named in the error.
+    let o = run("bad", &[fields.display().to_string()], &["-q"]);
+    assert_fails(&o, 2, &["f21_truth.fits"]);
+}

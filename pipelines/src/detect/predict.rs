@@ -415,7 +415,7 @@ fn process_image(
         "outputs": [reg],
         "plots": plot_names,
     });
-    eprintln!(
+    tracing::info!(
         "{} detections in {} ({}×{}, {:.1} Mpix/s)",
         rows.len(),
         path.display(),
