@@ -147,3 +147,44 @@ pub fn plot_formats(names: &[String]) -> Result<Vec<deepsky_plot::Format>, RunEr
         })
         .collect()
 }
+
+/// Check `output.plots` in a config: every entry a format the plot crate writes.
+pub fn check_plot_formats(names: &[String]) -> Result<(), deepsky_runtime::config::ConfigError> {
+    for p in names {
+        deepsky_runtime::config::ensure(
+            deepsky_plot::Format::parse(p).is_some(),
+            "output.plots",
+            "formats are png, svg, pdf",
+        )?;
+    }
+    Ok(())
+}
+
+/// Training (and, when every epoch has one, validation) loss against epoch, log scale: the
+/// loss plot every training pipeline writes.
+pub fn loss_curves(history: &[deepsky_nn::train::EpochRecord]) -> deepsky_plot::Curves {
+    use deepsky_plot::{Curves, Dash, Series};
+    let mut series = vec![Series::epochs(
+        "training",
+        history.iter().map(|r| r.train_loss).collect(),
+    )];
+    if history.iter().all(|r| r.val_loss.is_some()) {
+        series.push(
+            Series::epochs(
+                "validation",
+                history
+                    .iter()
+                    .map(|r| r.val_loss.unwrap_or(f64::NAN))
+                    .collect(),
+            )
+            .with_dash(Dash::Dashed),
+        );
+    }
+    Curves {
+        x_label: "Epoch".into(),
+        y_label: "Loss".into(),
+        series,
+        log_y: true,
+        ..Default::default()
+    }
+}

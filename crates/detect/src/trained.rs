@@ -174,23 +174,13 @@ impl TrainedDetector {
 
     /// Write `model.safetensors` and `model.json` into `dir` (each atomically).
     pub fn save(&self, dir: &Path) -> Result<(), NnError> {
-        std::fs::create_dir_all(dir).map_err(|e| NnError::checkpoint(dir, e))?;
-        deepsky_nn::checkpoint::save_varmap(self.vars.varmap(), &dir.join("model.safetensors"))?;
-        let json = serde_json::to_string_pretty(&self.card).expect("card serialises");
-        let path = dir.join("model.json");
-        let tmp = dir.join(format!(".model.json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, json).map_err(|e| NnError::checkpoint(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| NnError::checkpoint(&path, e))
+        deepsky_nn::checkpoint::save_model(self.vars.varmap(), &self.card, dir)
     }
 
     /// Load a detector saved by [`TrainedDetector::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<TrainedDetector, NnError> {
         let path = dir.join("model.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| NnError::checkpoint(&path, format!("cannot read: {e}")))?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| {
-            NnError::checkpoint(&path, format!("not a deepsky detector model card: {e}"))
-        })?;
+        let card: ModelCard = deepsky_nn::checkpoint::load_card(dir, "deepsky detector")?;
         if card.kind != "deepsky-detect" || card.format_version != 1 {
             return Err(NnError::checkpoint(
                 &path,

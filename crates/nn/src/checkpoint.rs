@@ -95,6 +95,28 @@ pub fn load_varmap(map: &VarMap, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Write a trained model's weights and its card (`model.safetensors`, `model.json`) into
+/// `dir`, each atomically (written under a temporary name, then renamed).
+pub fn save_model<C: Serialize>(map: &VarMap, card: &C, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| NnError::checkpoint(dir, e))?;
+    save_varmap(map, &dir.join("model.safetensors"))?;
+    let json = serde_json::to_string_pretty(card).expect("model cards serialise");
+    let path = dir.join("model.json");
+    let tmp = dir.join(format!(".model.json.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, json).map_err(|e| NnError::checkpoint(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| NnError::checkpoint(&path, e))
+}
+
+/// Read the card `dir/model.json` written by [`save_model`]; `what` names the kind of model in
+/// the error when the file is not such a card.
+pub fn load_card<C: serde::de::DeserializeOwned>(dir: &Path, what: &str) -> Result<C> {
+    let path = dir.join("model.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| NnError::checkpoint(&path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| NnError::checkpoint(&path, format!("not a {what} model card: {e}")))
+}
+
 /// Read all tensors of a safetensors file (on the CPU).
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {

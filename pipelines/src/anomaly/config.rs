@@ -203,13 +203,6 @@ impl PipelineConfig for AnomalyConfig {
         ensure(self.cluster.k >= 1, "cluster.k", "must be at least 1")?;
         ensure(self.cluster.eps > 0.0, "cluster.eps", "must be positive")?;
         ensure(self.output.top_k >= 1, "output.top_k", "must be at least 1")?;
-        for p in &self.output.plots {
-            ensure(
-                deepsky_plot::Format::parse(p).is_some(),
-                "output.plots",
-                "formats are png, svg, pdf",
-            )?;
-        }
-        Ok(())
+        crate::common::check_plot_formats(&self.output.plots)
     }
 }

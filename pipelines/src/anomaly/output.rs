@@ -15,8 +15,7 @@ use deepsky_io::h5::{AttrValue, H5Writer, WriteOptions};
 use deepsky_io::NdData;
 use deepsky_nn::train::TrainOutcome;
 use deepsky_plot::{
-    save_formats, Curves, Dash, Gallery, Hist1d, HistSample, Interval, LegendPos, Roc, RocCurve,
-    Scatter, Series, Stamp,
+    save_formats, Gallery, Hist1d, HistSample, Interval, LegendPos, Roc, RocCurve, Scatter, Stamp,
 };
 use deepsky_repr::fit::{Scores, Trained};
 use deepsky_runtime::RunError;
@@ -322,27 +321,7 @@ pub fn write_plots(
         };
 
     if let Some(o) = a.outcome {
-        let h = &o.state.history;
-        let mut series = vec![Series::epochs(
-            "training",
-            h.iter().map(|r| r.train_loss).collect(),
-        )];
-        if h.iter().all(|r| r.val_loss.is_some()) {
-            series.push(
-                Series::epochs(
-                    "validation",
-                    h.iter().map(|r| r.val_loss.unwrap_or(f64::NAN)).collect(),
-                )
-                .with_dash(Dash::Dashed),
-            );
-        }
-        let plot = Curves {
-            x_label: "Epoch".into(),
-            y_label: "Loss".into(),
-            series,
-            log_y: true,
-            ..Default::default()
-        };
+        let plot = crate::common::loss_curves(&o.state.history);
         save("loss", save_formats(&plot, dir.join("loss"), &formats))?;
     }
 

@@ -175,13 +175,6 @@ impl PipelineConfig for DetectConfig {
             "output.overlay_max_side",
             "must be at least 32",
         )?;
-        for p in &self.output.plots {
-            ensure(
-                deepsky_plot::Format::parse(p).is_some(),
-                "output.plots",
-                "formats are png, svg, pdf",
-            )?;
-        }
-        Ok(())
+        crate::common::check_plot_formats(&self.output.plots)
     }
 }

@@ -6,7 +6,7 @@ use deepsky_detect::dataset::{truth_objects, TrainData};
 use deepsky_detect::metrics::{evaluate, DetectedObject};
 use deepsky_detect::predict::predict;
 use deepsky_detect::trained::{TrainedDetector, TrainedOn};
-use deepsky_plot::{save_formats, Curves, Dash, Series};
+use deepsky_plot::save_formats;
 use deepsky_runtime::{Progress, RunError};
 use serde_json::json;
 
@@ -113,26 +113,7 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
     std::fs::create_dir_all(&plot_dir)
         .map_err(|e| RunError::failed(format!("{}: {e}", plot_dir.display())))?;
     let h = &outcome.state.history;
-    let mut series = vec![Series::epochs(
-        "training",
-        h.iter().map(|r| r.train_loss).collect(),
-    )];
-    if h.iter().all(|r| r.val_loss.is_some()) {
-        series.push(
-            Series::epochs(
-                "validation",
-                h.iter().map(|r| r.val_loss.unwrap_or(f64::NAN)).collect(),
-            )
-            .with_dash(Dash::Dashed),
-        );
-    }
-    let plot = Curves {
-        x_label: "Epoch".into(),
-        y_label: "Loss".into(),
-        series,
-        log_y: true,
-        ..Default::default()
-    };
+    let plot = common::loss_curves(h);
     let written = save_formats(&plot, plot_dir.join("loss"), &formats)
         .map_err(|e| RunError::failed(format!("plot: {e}")))?;
     let plots: Vec<String> = written
