@@ -1,4 +1,5 @@
-//! Time training steps of the detector: `cargo run --release --example detect_step_time -- CROP BATCH STEPS`.
+//! Time training steps of the detector (the dev profile is optimised):
+//! `cargo build --workspace --examples && target/debug/examples/detect_step_time CROP BATCH STEPS`.
 use candle_core::Device;
 use deepsky_detect::assign::AssignConfig;
 use deepsky_detect::dataset::{DataConfig, TrainData};
