@@ -21,6 +21,7 @@ use deepsky_sim::sky::{simulate_sky, SkyConfig, SourceClass};
 use crate::assign::Target;
 use crate::boxes::BBox;
 use crate::error::{DetectError, Result};
+use crate::metrics::TruthObject;
 use crate::Preprocess;
 
 /// How training examples are made (`[data]`).
@@ -90,25 +91,12 @@ impl DataConfig {
     }
 }
 
-/// One truth object of a field.
-#[derive(Debug, Clone, Copy)]
-pub struct TruthBox {
-    /// Box, continuous 0-based pixels.
-    pub bbox: BBox,
-    /// Class index (the simulator's `class_id`).
-    pub class: usize,
-    /// Truth S/N (NaN for bad columns).
-    pub snr: f64,
-    /// Artefacts are targets whatever their S/N.
-    pub artefact: bool,
-}
-
 /// A simulated field ready for cropping.
 pub struct Field {
     /// Expected counts in ADU, sky included, no noise.
     pub expected: Array2<f32>,
-    /// Truth boxes.
-    pub truth: Vec<TruthBox>,
+    /// Truth objects.
+    pub truth: Vec<TruthObject>,
 }
 
 /// The training fields and how to draw examples from them.
@@ -131,33 +119,12 @@ pub struct Example {
     pub targets: Vec<Target>,
 }
 
-/// Truth boxes of a simulated catalogue.
-pub fn truth_boxes(cat: &deepsky_sim::sky::SkyCatalog) -> Vec<TruthBox> {
-    (0..cat.len())
-        .filter(|&i| cat.bbox_xmin[i] <= cat.bbox_xmax[i] && cat.bbox_ymin[i] <= cat.bbox_ymax[i])
-        .map(|i| TruthBox {
-            bbox: BBox::from_fits_pixels(
-                cat.bbox_xmin[i],
-                cat.bbox_ymin[i],
-                cat.bbox_xmax[i],
-                cat.bbox_ymax[i],
-            ),
-            class: cat.class[i].id() as usize,
-            snr: cat.snr[i],
-            artefact: matches!(
-                cat.class[i],
-                SourceClass::CosmicRay | SourceClass::BadColumn
-            ),
-        })
-        .collect()
-}
-
 /// Truth objects of a simulated catalogue for [`crate::metrics::evaluate`], at the catalogue's
 /// positions (not the box centres: saturated stars' boxes follow their bleed trails).
-pub fn truth_objects(cat: &deepsky_sim::sky::SkyCatalog) -> Vec<crate::metrics::TruthObject> {
+pub fn truth_objects(cat: &deepsky_sim::sky::SkyCatalog) -> Vec<TruthObject> {
     (0..cat.len())
         .filter(|&i| cat.bbox_xmin[i] <= cat.bbox_xmax[i] && cat.bbox_ymin[i] <= cat.bbox_ymax[i])
-        .map(|i| crate::metrics::TruthObject {
+        .map(|i| TruthObject {
             x: (cat.x[i] - 0.5) as f32,
             y: (cat.y[i] - 0.5) as f32,
             bbox: BBox::from_fits_pixels(
@@ -191,7 +158,7 @@ impl TrainData {
                 sky.noise.enabled = false;
                 let f = simulate_sky(&sky, &()).map_err(|e| DetectError::Sim(e.to_string()))?;
                 Ok(Field {
-                    truth: truth_boxes(&f.catalog),
+                    truth: truth_objects(&f.catalog),
                     expected: f.image,
                 })
             })

@@ -131,6 +131,23 @@ impl TrainedDetector {
         })
     }
 
+    /// The training loop's view of this detector on `data`.
+    fn task<'a>(
+        &'a self,
+        data: &'a TrainData,
+        assign: &AssignConfig,
+        loss: &LossConfig,
+    ) -> DetectTask<'a> {
+        let n = data.cfg.crop;
+        DetectTask {
+            det: self,
+            data,
+            anchors: anchors(n, n),
+            assign: *assign,
+            loss: *loss,
+        }
+    }
+
     /// Train on examples drawn from `data`.
     pub fn fit(
         &self,
@@ -142,14 +159,7 @@ impl TrainedDetector {
         resume: bool,
         hooks: &mut dyn Hooks,
     ) -> Result<TrainOutcome, NnError> {
-        let n = data.cfg.crop;
-        let task = DetectTask {
-            det: self,
-            data,
-            anchors: anchors(n, n),
-            assign: *assign,
-            loss: *loss,
-        };
+        let task = self.task(data, assign, loss);
         train::train(&task, self.vars.varmap(), cfg, checkpoints, resume, hooks)
     }
 
@@ -161,14 +171,7 @@ impl TrainedDetector {
         assign: &AssignConfig,
         loss: &LossConfig,
     ) -> Result<f64, NnError> {
-        let n = data.cfg.crop;
-        let task = DetectTask {
-            det: self,
-            data,
-            anchors: anchors(n, n),
-            assign: *assign,
-            loss: *loss,
-        };
+        let task = self.task(data, assign, loss);
         train::evaluate(&task, indices, 8, 0)
     }
 

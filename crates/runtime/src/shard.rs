@@ -39,6 +39,35 @@ impl Shard {
     pub fn is_whole(&self) -> bool {
         self.count == 1
     }
+
+    /// Check that `shards` (sorted by index, all of one count) are each shard of their run
+    /// exactly once, as a merge needs; the error lists the missing ones and those present.
+    pub fn check_complete(shards: &[Shard]) -> Result<(), String> {
+        let Some(count) = shards.first().map(|s| s.count) else {
+            return Err("cannot merge: no shards given".into());
+        };
+        let present: Vec<usize> = shards.iter().map(|s| s.index).collect();
+        let missing: Vec<String> = (0..count)
+            .filter(|k| !present.contains(k))
+            .map(|k| format!("{k}/{count}"))
+            .collect();
+        if missing.is_empty() && present.len() == count {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot merge: shards {} missing or given twice (have {})",
+            if missing.is_empty() {
+                "are".to_string()
+            } else {
+                missing.join(", ")
+            },
+            present
+                .iter()
+                .map(|k| format!("{k}/{count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
 }
 
 impl fmt::Display for Shard {

@@ -118,31 +118,13 @@ pub fn run(dirs: &[PathBuf], cfg: &AnomalyConfig, frame: &mut RunFrame) -> Resul
         .collect::<Result<Vec<_>, _>>()?;
     parts.sort_by_key(|p| p.shard.index);
     let count = parts[0].shard.count;
-    let present: Vec<usize> = parts.iter().map(|p| p.shard.index).collect();
-    let missing: Vec<String> = (0..count)
-        .filter(|k| !present.contains(k))
-        .map(|k| format!("{k}/{count}"))
-        .collect();
     if parts.iter().any(|p| p.shard.count != count) {
         return Err(RunError::input(
             "the shard directories come from runs with different shard counts",
         ));
     }
-    if !missing.is_empty() || present.len() != count {
-        return Err(RunError::input(format!(
-            "cannot merge: shards {} missing or given twice (have {})",
-            if missing.is_empty() {
-                "are".to_string()
-            } else {
-                missing.join(", ")
-            },
-            present
-                .iter()
-                .map(|k| format!("{k}/{count}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let shards: Vec<Shard> = parts.iter().map(|p| p.shard).collect();
+    Shard::check_complete(&shards).map_err(RunError::input)?;
     for p in &parts {
         for f in ["latent.h5", "report.json"] {
             frame

@@ -140,26 +140,8 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
             parts[0].dir.display()
         )));
     }
-    let present: Vec<usize> = parts.iter().map(|p| p.shard.index).collect();
-    let missing: Vec<String> = (0..count)
-        .filter(|k| !present.contains(k))
-        .map(|k| format!("{k}/{count}"))
-        .collect();
-    if !missing.is_empty() || present.len() != count {
-        return Err(RunError::input(format!(
-            "cannot merge: shards {} missing or given twice (have {})",
-            if missing.is_empty() {
-                "are".to_string()
-            } else {
-                missing.join(", ")
-            },
-            present
-                .iter()
-                .map(|k| format!("{k}/{count}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let shards: Vec<Shard> = parts.iter().map(|p| p.shard).collect();
+    Shard::check_complete(&shards).map_err(RunError::input)?;
     let total = &parts[0].report["inputs_total"];
     let model = parts[0].report["model"].clone();
     for p in &parts {
