@@ -6,6 +6,8 @@
 //!   ([`optim`]), a warm-up + cosine/step schedule ([`schedule`]), seeded shuffling, a
 //!   validation split, early stopping, gradient clipping and checkpoints ([`checkpoint`]).
 //! - [`init::SeededVarMap`] makes parameter initialisation depend on the seed only.
+//! - [`gan::train_gan`] trains a [`gan::GanTask`] (critic and generator losses) with two
+//!   optimisers, a moving average of the generator's weights, checkpoints and `--resume`.
 //! - [`device::parse_device`] reads `--device` (`cpu`, or `cuda[:N]` with the `cuda` feature).
 //!
 //! ```
@@ -37,6 +39,7 @@
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod gan;
 pub mod init;
 pub mod layers;
 pub mod optim;
