@@ -1,0 +1,25 @@
+//! The error type of the fast-simulation crate.
+
+/// Everything that can go wrong while training, running or validating a fast simulator.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum FastsimError {
+    /// A configuration value is out of range; the message names the key and the value.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Input data that cannot be used (wrong shapes, too few showers, NaN energies …).
+    #[error("{0}")]
+    Input(String),
+    /// The network or its training loop failed.
+    #[error(transparent)]
+    Nn(#[from] deepsky_nn::NnError),
+}
+
+impl From<candle_core::Error> for FastsimError {
+    fn from(e: candle_core::Error) -> FastsimError {
+        FastsimError::Nn(deepsky_nn::NnError::Candle(e))
+    }
+}
+
+/// Result with [`FastsimError`].
+pub type Result<T> = std::result::Result<T, FastsimError>;

@@ -1,0 +1,33 @@
+//! Fast Monte Carlo: conditional GANs that learn a slow simulator and replace it, and the
+//! field's validation of how close they come.
+//!
+//! - [`shower_gan`]: a conditional GAN for calorimeter showers in the CaloGAN layout
+//!   (generator and spectrally normalised critic in [`model`], conditioning and tensors in
+//!   [`data`]), trained by deepsky-nn's adversarial loop ([`deepsky_nn::gan`]); a saved
+//!   generator ([`shower_gan::LoadedSimulator`]) makes showers at any incident energy.
+
+//! - Validation: high-level [`observables`], per-observable [`metrics`] (χ² separation power,
+//!   Wasserstein-1) and a classifier [`two_sample`] test (ROC AUC; 0.5 is indistinguishable).
+//!
+//! ```no_run
+//! use candle_core::Device;
+//! use deepsky_fastsim::shower_gan::LoadedSimulator;
+//!
+//! let sim = LoadedSimulator::load("data/models/fastsim".as_ref(), &Device::Cpu)?;
+//! // Ten 50 GeV electrons, seed 1, in batches of 10 000.
+//! let showers = sim.simulator().generate(&[50.0; 10], "e-", 1, 10_000, &Device::Cpu)?;
+//! assert_eq!(showers.layer_1.shape(), &[10, 12, 12]);
+//! # Ok::<(), deepsky_fastsim::FastsimError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod data;
+mod error;
+
+pub mod metrics;
+pub mod model;
+pub mod observables;
+pub mod shower_gan;
+pub mod two_sample;
+
+pub use error::{FastsimError, Result};

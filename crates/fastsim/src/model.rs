@@ -1,0 +1,427 @@
+//! The shower GAN's two networks.
+//!
+//! Both start from the training sample: the generator's output biases at its typical shower,
+//! the critic's input scaling at its feature spreads ([`crate::shower_gan::ShowerGan::set_data`]).
+//!
+//! **Generator.** An MLP maps noise and the condition to three things: the response
+//! `r = E_sum / E_incident` (in units of the training sample's mean and spread of `r`, clipped
+//! at 0), the split of that energy over the three layers (softmax), and, per layer, how the layer's energy spreads over its cells and its
+//! overflow (a softmax over `cells + 1`). Cell energies are the product, so they are
+//! non-negative and sum to `r · E_incident` by construction; cells at or below the readout
+//! threshold are zeroed, which is how the generator makes empty cells. The energy-consistency
+//! term of the loss ([`crate::shower_gan`]) then only has to keep the distribution of `r` right.
+//!
+//! **Critic.** An MLP with spectral normalisation on every linear layer (Miyato et al. 2018)
+//! sees every cell as `log(1 + E/threshold)`, the overflow, a few differentiable high-level
+//! features (response, layer fractions, depth, lateral widths, log layer energies, layer
+//! occupancies) and the condition, each standardised with the training sample's mean and
+//! spread. Spectral normalisation bounds the critic's Lipschitz constant with first-order
+//! gradients only: WGAN-GP's gradient penalty needs the gradient of a gradient, which candle
+//! computes only with a process-wide switch (`CANDLE_GRAD_DO_NOT_DETACH`) that would slow every
+//! other backward pass, and deepsky-nn's fused CPU ops have no second derivative.
+
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{cell_positions_mm, LAYER_CELLS, N_CELLS};
+use crate::error::Result;
+
+/// Network sizes (the `[model]` section of a fastsim config).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShowerGanConfig {
+    /// Noise dimension.
+    pub latent: usize,
+    /// Generator hidden layer widths.
+    pub generator: Vec<usize>,
+    /// Critic hidden layer widths.
+    pub critic: Vec<usize>,
+    /// Readout threshold: cells at or below it are empty, MeV (applied to training data, to
+    /// generated showers and, in validation, to the reference).
+    pub cell_threshold_mev: f32,
+}
+
+impl Default for ShowerGanConfig {
+    fn default() -> Self {
+        ShowerGanConfig {
+            latent: 32,
+            generator: vec![256, 256],
+            critic: vec![256, 256],
+            cell_threshold_mev: 0.01,
+        }
+    }
+}
+
+impl ShowerGanConfig {
+    /// Range checks; the error names the key under `model.`.
+    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+        if self.latent == 0 || self.latent > 4096 {
+            return bad("latent", "must be in 1..=4096");
+        }
+        if self.generator.is_empty() || self.generator.contains(&0) {
+            return bad(
+                "generator",
+                "needs at least one hidden layer, each wider than 0",
+            );
+        }
+        if self.critic.is_empty() || self.critic.contains(&0) {
+            return bad(
+                "critic",
+                "needs at least one hidden layer, each wider than 0",
+            );
+        }
+        if !(self.cell_threshold_mev.is_finite() && self.cell_threshold_mev >= 0.0) {
+            return bad("cell_threshold_mev", "must be a finite number >= 0");
+        }
+        Ok(())
+    }
+}
+
+const LEAK: f64 = 0.2;
+
+fn leaky(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::leaky_relu(x, LEAK)?)
+}
+
+/// The generator: noise and condition in, cells and overflow (MeV) out.
+pub struct Generator {
+    trunk: Vec<Linear>,
+    energy_head: Linear,
+    cell_head: Linear,
+    threshold_mev: f64,
+    /// Mean and spread of the training showers' response (no gradient; saved with the
+    /// weights): the response head's output is in these units, so that an untrained head's
+    /// O(1) outputs already give responses of the right size.
+    response_mean: Var,
+    response_std: Var,
+}
+
+/// What the generator makes for a batch.
+pub struct Generated {
+    /// (N, 504) cell energies, MeV, zero at or below the threshold.
+    pub cells: Tensor,
+    /// (N, 3) overflow per layer, MeV.
+    pub overflow: Tensor,
+}
+
+impl Generator {
+    /// Build under `vb` (variables `trunk.i`, `energy`, `cells`).
+    pub fn new(cfg: &ShowerGanConfig, cond_dim: usize, vb: VarBuilder) -> Result<Generator> {
+        let mut trunk = Vec::new();
+        let mut width = cfg.latent + cond_dim;
+        for (i, &w) in cfg.generator.iter().enumerate() {
+            trunk.push(candle_nn::linear(width, w, vb.pp(format!("trunk.{i}")))?);
+            width = w;
+        }
+        let response_mean = Var::from_tensor(&vb.get_with_hints(
+            1,
+            "response_mean",
+            candle_nn::Init::Const(1.0),
+        )?)?;
+        let response_std = Var::from_tensor(&vb.get_with_hints(
+            1,
+            "response_std",
+            candle_nn::Init::Const(0.05),
+        )?)?;
+        Ok(Generator {
+            trunk,
+            energy_head: candle_nn::linear(width, 4, vb.pp("energy"))?,
+            cell_head: candle_nn::linear(width, N_CELLS + 3, vb.pp("cells"))?,
+            threshold_mev: cfg.cell_threshold_mev as f64,
+            response_mean,
+            response_std,
+        })
+    }
+
+    /// Set the response units from the training showers' responses (N, 1).
+    pub fn fit_response(&self, response: &Tensor) -> Result<()> {
+        let mean = response.mean_all()?;
+        let std = response.broadcast_sub(&mean)?.sqr()?.mean_all()?.sqrt()?;
+        self.response_mean.set(&mean.reshape(1)?)?;
+        self.response_std
+            .set(&std.clamp(1e-3, f32::MAX)?.reshape(1)?)?;
+        Ok(())
+    }
+
+    /// Showers for noise `z` (N, latent), condition `cond` (N, c) and incident energies
+    /// `incident_mev` (N, 1).
+    pub fn forward(&self, z: &Tensor, cond: &Tensor, incident_mev: &Tensor) -> Result<Generated> {
+        let mut h = Tensor::cat(&[z, cond], 1)?;
+        for l in &self.trunk {
+            h = leaky(&l.forward(&h)?)?;
+        }
+        let e = self.energy_head.forward(&h)?;
+        let response = e
+            .narrow(1, 0, 1)?
+            .broadcast_mul(&self.response_std.as_tensor().detach())?
+            .broadcast_add(&self.response_mean.as_tensor().detach())?
+            .relu()?;
+        let split = candle_nn::ops::softmax(&e.narrow(1, 1, 3)?, D::Minus1)?;
+        let layer_mev = split.broadcast_mul(&(response * incident_mev)?)?;
+        let logits = self.cell_head.forward(&h)?;
+        let mut cells = Vec::with_capacity(3);
+        let mut overflow = Vec::with_capacity(3);
+        let mut off = 0;
+        for (l, &k) in LAYER_CELLS.iter().enumerate() {
+            let share = candle_nn::ops::softmax(&logits.narrow(1, off, k + 1)?, D::Minus1)?;
+            let spread = share.broadcast_mul(&layer_mev.narrow(1, l, 1)?)?;
+            cells.push(spread.narrow(1, 0, k)?);
+            overflow.push(spread.narrow(1, k, 1)?);
+            off += k + 1;
+        }
+        let cells = Tensor::cat(&cells, 1)?;
+        // Readout threshold: a constant mask (no gradient through the comparison); the
+        // surviving cells keep their gradients.
+        let mask = cells.gt(self.threshold_mev)?.to_dtype(cells.dtype())?;
+        let cells = (cells * mask)?;
+        let overflow = Tensor::cat(&overflow, 1)?;
+        let omask = overflow
+            .gt(self.threshold_mev)?
+            .to_dtype(overflow.dtype())?;
+        Ok(Generated {
+            cells,
+            overflow: (overflow * omask)?,
+        })
+    }
+}
+
+/// A linear layer with spectral normalisation: the weight is divided by an estimate of its
+/// largest singular value, kept by one power iteration per training forward pass. The
+/// iteration vector `u` is a variable of the map (it receives no gradient, so the optimiser
+/// leaves it alone) so that checkpoints carry it and a resumed run continues exactly.
+pub struct SnLinear {
+    weight: Tensor,
+    bias: Tensor,
+    u: Var,
+}
+
+impl SnLinear {
+    /// `in_dim → out_dim` under `vb` (`weight`, `bias`, `sn_u`).
+    pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<SnLinear> {
+        let lin = candle_nn::linear(in_dim, out_dim, vb.clone())?;
+        let u = vb.get_with_hints(
+            out_dim,
+            "sn_u",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?;
+        let u = Var::from_tensor(&u)?;
+        Ok(SnLinear {
+            weight: lin.weight().clone(),
+            bias: lin.bias().expect("linear has a bias").clone(),
+            u,
+        })
+    }
+
+    /// Apply the layer; `train` advances the power iteration.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let w = &self.weight;
+        let wd = w.detach();
+        let u = self.u.as_tensor().detach();
+        let u = normalise(&u)?;
+        let v = normalise(&wd.t()?.matmul(&u.unsqueeze(1)?)?.squeeze(1)?)?;
+        let u = if train {
+            let u_new = normalise(&wd.matmul(&v.unsqueeze(1)?)?.squeeze(1)?)?;
+            self.u.set(&u_new)?;
+            u_new
+        } else {
+            u
+        };
+        // sigma = uᵀ W v, differentiable in W (u, v held constant, as in the paper).
+        let sigma = u
+            .unsqueeze(0)?
+            .matmul(&w.matmul(&v.unsqueeze(1)?)?)?
+            .reshape(())?;
+        let w_sn = w.broadcast_div(&sigma)?;
+        Ok(x.matmul(&w_sn.t()?)?.broadcast_add(&self.bias)?)
+    }
+}
+
+fn normalise(v: &Tensor) -> Result<Tensor> {
+    let n = (v.sqr()?.sum_all()?.sqrt()? + 1e-12)?;
+    Ok(v.broadcast_div(&n)?)
+}
+
+/// Per-layer geometry the critic's differentiable features need.
+struct LayerGeometry {
+    /// (cells, 4): eta, phi, eta², phi² in units of 100 mm.
+    moments: Tensor,
+}
+
+/// The critic: showers and condition in, one score per shower out.
+pub struct Critic {
+    hidden: Vec<SnLinear>,
+    out: SnLinear,
+    geometry: Vec<LayerGeometry>,
+    threshold_mev: f64,
+    /// Mean and spread of every raw feature over the training showers (variables without
+    /// gradient, so checkpoints carry them): the critic sees standardised features, so that a
+    /// response of 0.98 ± 0.03 weighs as much as a cell spanning [0, 1].
+    feature_mean: Var,
+    feature_std: Var,
+}
+
+/// Number of high-level features the critic computes from a shower: response, layer
+/// fractions, depth, log layer energies, lateral widths, layer occupancies.
+const HIGH_LEVEL: usize = 1 + 3 + 1 + 3 + 3 + 3;
+
+impl Critic {
+    /// Build under `vb` (variables `hidden.i`, `out`).
+    pub fn new(
+        cfg: &ShowerGanConfig,
+        cond_dim: usize,
+        vb: VarBuilder,
+        device: &Device,
+    ) -> Result<Critic> {
+        let mut hidden = Vec::new();
+        let mut width = N_CELLS + 3 + HIGH_LEVEL + cond_dim;
+        for (i, &w) in cfg.critic.iter().enumerate() {
+            hidden.push(SnLinear::new(width, w, vb.pp(format!("hidden.{i}")))?);
+            width = w;
+        }
+        let out = SnLinear::new(width, 1, vb.pp("out"))?;
+        let n_features = N_CELLS + 3 + HIGH_LEVEL + cond_dim;
+        let feature_mean = Var::from_tensor(&vb.get_with_hints(
+            n_features,
+            "feature_mean",
+            candle_nn::Init::Const(0.0),
+        )?)?;
+        let feature_std = Var::from_tensor(&vb.get_with_hints(
+            n_features,
+            "feature_std",
+            candle_nn::Init::Const(1.0),
+        )?)?;
+        let geometry = cell_positions_mm()
+            .iter()
+            .map(|pos| {
+                let m: Vec<f32> = pos
+                    .iter()
+                    .flat_map(|&(x, y)| {
+                        let (x, y) = (x / 100.0, y / 100.0);
+                        [x as f32, y as f32, (x * x) as f32, (y * y) as f32]
+                    })
+                    .collect();
+                Ok(LayerGeometry {
+                    moments: Tensor::from_vec(m, (pos.len(), 4), device)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Critic {
+            hidden,
+            out,
+            geometry,
+            threshold_mev: cfg.cell_threshold_mev.max(1e-3) as f64,
+            feature_mean,
+            feature_std,
+        })
+    }
+
+    /// Set the feature standardisation from the raw features of the training showers. A
+    /// feature that never varies there (a cell no training shower reaches) gets a unit of
+    /// 0.01, so that a generator filling it stands out.
+    pub fn fit_standardisation(&self, raw: &Tensor) -> Result<()> {
+        let mean = raw.mean(0)?;
+        let std = raw
+            .broadcast_sub(&mean)?
+            .sqr()?
+            .mean(0)?
+            .sqrt()?
+            .clamp(1e-2, f32::MAX)?;
+        self.feature_mean.set(&mean)?;
+        self.feature_std.set(&std)?;
+        Ok(())
+    }
+
+    /// The critic's input for showers: [`Critic::raw_features`], standardised.
+    pub fn features(
+        &self,
+        cells: &Tensor,
+        overflow: &Tensor,
+        cond: &Tensor,
+        incident_mev: &Tensor,
+    ) -> Result<Tensor> {
+        let raw = self.raw_features(cells, overflow, cond, incident_mev)?;
+        let mean = self.feature_mean.as_tensor().detach();
+        let std = self.feature_std.as_tensor().detach();
+        Ok(raw.broadcast_sub(&mean)?.broadcast_div(&std)?)
+    }
+
+    /// Scaled log cells and overflow, high-level features and the condition, (N, features).
+    pub fn raw_features(
+        &self,
+        cells: &Tensor,
+        overflow: &Tensor,
+        cond: &Tensor,
+        incident_mev: &Tensor,
+    ) -> Result<Tensor> {
+        // log(1 + E/threshold) puts the threshold, a MeV and 100 GeV on one scale (0.7, 4.6,
+        // 16 for a 10 keV threshold); dividing by 16 keeps the inputs near [0, 1].
+        let scale = 1.0 / 16.0;
+        let logc = ((cells / self.threshold_mev)? + 1.0)?
+            .log()?
+            .affine(scale, 0.0)?;
+        let logo = ((overflow / self.threshold_mev)? + 1.0)?
+            .log()?
+            .affine(scale, 0.0)?;
+        let mut layer_e = Vec::with_capacity(3);
+        let mut widths = Vec::with_capacity(3);
+        let mut occupancy = Vec::with_capacity(3);
+        let mut off = 0;
+        for (l, &k) in LAYER_CELLS.iter().enumerate() {
+            let c = cells.narrow(1, off, k)?;
+            off += k;
+            // tanh(E/threshold): 0 for an empty cell, ~1 well above the threshold, with a
+            // gradient for cells just above it: a differentiable count of occupied cells.
+            occupancy.push((&c / self.threshold_mev)?.tanh()?.mean_keepdim(1)?);
+            let e = c.sum_keepdim(1)?;
+            let m = c.matmul(&self.geometry[l].moments)?;
+            let safe = (&e + 1e-3)?;
+            let m = m.broadcast_div(&safe)?;
+            let mean = m.narrow(1, 0, 2)?;
+            let var = (m.narrow(1, 2, 2)? - mean.sqr()?)?.relu()?.sum_keepdim(1)?;
+            widths.push((var + 1e-4)?.sqrt()?);
+            layer_e.push(e);
+        }
+        let layer_e = Tensor::cat(&layer_e, 1)?;
+        let total = (layer_e.sum_keepdim(1)? + 1e-3)?;
+        let response = total.broadcast_div(incident_mev)?;
+        let frac = layer_e.broadcast_div(&total)?;
+        let depth = frac.matmul(&Tensor::new(&[[0f32], [1.0], [2.0]], cells.device())?)?;
+        let log_layer = ((layer_e / 1.0)? + 1.0)?.log()?.affine(1.0 / 12.0, 0.0)?;
+        let widths = Tensor::cat(&widths, 1)?;
+        let occupancy = Tensor::cat(&occupancy, 1)?;
+        Ok(Tensor::cat(
+            &[
+                &logc, &logo, &response, &frac, &depth, &log_layer, &widths, &occupancy, cond,
+            ],
+            1,
+        )?)
+    }
+
+    /// Scores (N, 1) for critic features.
+    pub fn forward_t(&self, features: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = features.clone();
+        for l in &self.hidden {
+            h = leaky(&l.forward_t(&h, train)?)?;
+        }
+        self.out.forward_t(&h, train)
+    }
+}
+
+/// Number of scalar parameters of the variables in a map (the `sn_u` buffers included).
+pub fn parameter_count(map: &candle_nn::VarMap) -> usize {
+    map.all_vars().iter().map(|v| v.elem_count()).sum()
+}
+
+/// A tensor of standard-normal noise (N, latent) from a seeded stream.
+pub fn noise(rng: &mut impl rand::Rng, n: usize, latent: usize, device: &Device) -> Result<Tensor> {
+    use rand_distr::{Distribution, StandardNormal};
+    let v: Vec<f32> = (0..n * latent)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
+    Ok(Tensor::from_vec(v, (n, latent), device)?.to_dtype(DType::F32)?)
+}
