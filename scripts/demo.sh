@@ -35,4 +35,15 @@ PY
 echo "== deepsky detect: the same detector on the fresh field simulated above"
 "$DEEPSKY" detect predict -c pipelines/configs/detect.toml --input "$out/sky.fits" \
   --truth "$out/sky_truth.fits" -o "$out/detect_fresh"
+echo "== deepsky fastsim: the bundled shower GAN against the simulator (observables, classifier AUCs, speed)"
+"$DEEPSKY" fastsim generate -c pipelines/configs/fastsim.toml --energy 50 -n 1000 -o "$out/fastsim_gen"
+"$DEEPSKY" fastsim validate -c pipelines/configs/fastsim.toml -o "$out/fastsim"
+python3 - "$out/fastsim/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"   classifier AUC high-level {r['auc_high_level']:.3f} (reference vs reference "
+      f"{r['reference_auc_high_level']:.3f}), all cells {r['auc_all_cells']:.3f} "
+      f"({r['reference_auc_all_cells']:.3f}); {r['speedup_100gev']:.0f}x faster than the "
+      f"simulator at 100 GeV")
+PY
 echo "== outputs in $out (plots in */plots/, DS9 regions in detect*/detections.reg)"

@@ -7,6 +7,7 @@
 mod anomaly;
 mod common;
 mod detect;
+mod fastsim;
 mod inspect;
 mod simulate;
 mod submit;
@@ -47,6 +48,10 @@ enum Command {
     /// Find stars, galaxies and artefacts in sky images: train a detector, predict, evaluate.
     #[command(subcommand)]
     Detect(detect::DetectCommand),
+    /// Fast Monte Carlo: train a conditional shower GAN, generate showers, validate them
+    /// against reference Monte Carlo and measure the speed-up.
+    #[command(subcommand)]
+    Fastsim(fastsim::FastsimCommand),
     /// Run a pipeline over many inputs as a Slurm job array with a dependent merge job;
     /// `--status OUT` reports failed shards with their logs.
     Submit(submit::SubmitArgs),
@@ -123,6 +128,7 @@ fn main() -> ExitCode {
         Command::Simulate(cmd) => simulate::run(cmd, cli.quiet),
         Command::Anomaly(args) => anomaly::run(args).map_err(Failure::from),
         Command::Detect(cmd) => detect::run(cmd).map_err(Failure::from),
+        Command::Fastsim(cmd) => fastsim::run(cmd).map_err(Failure::from),
         Command::Submit(args) => submit::run(args),
     };
     match result {

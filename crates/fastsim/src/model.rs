@@ -39,7 +39,7 @@ pub struct ShowerGanConfig {
     pub critic: Vec<usize>,
     /// Readout threshold: cells at or below it are empty, MeV (applied to training data, to
     /// generated showers and, in validation, to the reference).
-    pub cell_threshold_mev: f32,
+    pub cell_threshold_mev: f64,
 }
 
 impl Default for ShowerGanConfig {
@@ -87,7 +87,10 @@ fn leaky(x: &Tensor) -> Result<Tensor> {
 
 /// The generator: noise and condition in, cells and overflow (MeV) out.
 pub struct Generator {
+    latent: usize,
     trunk: Vec<Linear>,
+    /// Log amplitude of the per-cell noise added to each cell's logit (learned).
+    cell_noise: Tensor,
     energy_head: Linear,
     cell_head: Linear,
     threshold_mev: f64,
@@ -110,11 +113,18 @@ impl Generator {
     /// Build under `vb` (variables `trunk.i`, `energy`, `cells`).
     pub fn new(cfg: &ShowerGanConfig, cond_dim: usize, vb: VarBuilder) -> Result<Generator> {
         let mut trunk = Vec::new();
-        let mut width = cfg.latent + cond_dim;
+        let mut width = cfg.latent;
         for (i, &w) in cfg.generator.iter().enumerate() {
-            trunk.push(candle_nn::linear(width, w, vb.pp(format!("trunk.{i}")))?);
+            // The condition enters every layer, not only the first.
+            trunk.push(candle_nn::linear(
+                width + cond_dim,
+                w,
+                vb.pp(format!("trunk.{i}")),
+            )?);
             width = w;
         }
+        let cell_noise =
+            vb.get_with_hints(N_CELLS + 3, "cell_noise", candle_nn::Init::Const(-1.0))?;
         let response_mean = Var::from_tensor(&vb.get_with_hints(
             1,
             "response_mean",
@@ -126,13 +136,25 @@ impl Generator {
             candle_nn::Init::Const(0.05),
         )?)?;
         Ok(Generator {
+            latent: cfg.latent,
             trunk,
+            cell_noise,
             energy_head: candle_nn::linear(width, 4, vb.pp("energy"))?,
             cell_head: candle_nn::linear(width, N_CELLS + 3, vb.pp("cells"))?,
-            threshold_mev: cfg.cell_threshold_mev as f64,
+            threshold_mev: cfg.cell_threshold_mev,
             response_mean,
             response_std,
         })
+    }
+
+    fn readout_mask(&self, cells: &Tensor) -> Result<Tensor> {
+        let hard = cells.gt(self.threshold_mev)?.to_dtype(cells.dtype())?;
+        let soft = candle_nn::ops::sigmoid(
+            &((cells / self.threshold_mev.max(1e-9))? + 1e-12)?
+                .log()?
+                .affine(4.0, 0.0)?,
+        )?;
+        Ok((hard + (&soft - soft.detach())?)?)
     }
 
     /// Set the response units from the training showers' responses (N, 1).
@@ -145,12 +167,23 @@ impl Generator {
         Ok(())
     }
 
-    /// Showers for noise `z` (N, latent), condition `cond` (N, c) and incident energies
-    /// `incident_mev` (N, 1).
+    /// Noise values per shower: the latent vector, then one value per cell and overflow.
+    ///
+    /// A shower's cells fluctuate nearly independently (a few particles more or less in a
+    /// cell); a low-dimensional latent vector alone can only make smooth showers, so each
+    /// cell's logit also gets its own noise, with a learned amplitude per cell.
+    pub fn noise_dim(&self) -> usize {
+        self.latent + N_CELLS + 3
+    }
+
+    /// Showers for noise `z` (N, [`Generator::noise_dim`]), condition `cond` (N, c) and
+    /// incident energies `incident_mev` (N, 1).
     pub fn forward(&self, z: &Tensor, cond: &Tensor, incident_mev: &Tensor) -> Result<Generated> {
-        let mut h = Tensor::cat(&[z, cond], 1)?;
+        let latent = z.narrow(1, 0, self.latent)?;
+        let cell_eps = z.narrow(1, self.latent, N_CELLS + 3)?;
+        let mut h = latent;
         for l in &self.trunk {
-            h = leaky(&l.forward(&h)?)?;
+            h = leaky(&l.forward(&Tensor::cat(&[&h, cond], 1)?)?)?;
         }
         let e = self.energy_head.forward(&h)?;
         let response = e
@@ -160,7 +193,8 @@ impl Generator {
             .relu()?;
         let split = candle_nn::ops::softmax(&e.narrow(1, 1, 3)?, D::Minus1)?;
         let layer_mev = split.broadcast_mul(&(response * incident_mev)?)?;
-        let logits = self.cell_head.forward(&h)?;
+        let logits =
+            (self.cell_head.forward(&h)? + cell_eps.broadcast_mul(&self.cell_noise.exp()?)?)?;
         let mut cells = Vec::with_capacity(3);
         let mut overflow = Vec::with_capacity(3);
         let mut off = 0;
@@ -172,9 +206,12 @@ impl Generator {
             off += k + 1;
         }
         let cells = Tensor::cat(&cells, 1)?;
-        // Readout threshold: a constant mask (no gradient through the comparison); the
-        // surviving cells keep their gradients.
-        let mask = cells.gt(self.threshold_mev)?.to_dtype(cells.dtype())?;
+        // Readout threshold: the forward pass zeroes cells at or below it; the backward pass
+        // sees a smooth step, sigmoid(4·ln(E/threshold)) (a straight-through estimator), so
+        // the generator can learn to move a cell across the threshold in either direction —
+        // with the hard mask alone a zeroed cell gets no gradient and empty cells cannot be
+        // learned.
+        let mask = self.readout_mask(&cells)?;
         let cells = (cells * mask)?;
         let overflow = Tensor::cat(&overflow, 1)?;
         let omask = overflow
@@ -314,7 +351,7 @@ impl Critic {
             hidden,
             out,
             geometry,
-            threshold_mev: cfg.cell_threshold_mev.max(1e-3) as f64,
+            threshold_mev: cfg.cell_threshold_mev.max(1e-3),
             feature_mean,
             feature_std,
         })

@@ -241,7 +241,7 @@ impl ShowerGan {
         noise(
             &mut rng,
             b.indices.len(),
-            self.card.model.latent,
+            self.generator.noise_dim(),
             self.data()?.cells.device(),
         )
         .map_err(to_candle)
@@ -414,7 +414,7 @@ impl FastSimulator<'_> {
             )));
         }
         let batch = batch.max(1);
-        let latent = self.card.model.latent;
+        let latent = self.generator.noise_dim();
         let mut rng = named_rng(seed, "generate");
         let mut cells = Vec::with_capacity(energies_gev.len() * N_CELLS);
         let mut overflow = Vec::with_capacity(energies_gev.len() * 3);

@@ -1,0 +1,286 @@
+//! The fastsim pipeline's configuration: `[data]`, `[model]`, `[train]`, `[loss]`,
+//! `[generate]`, `[validate]`, `[speed]`, `[output]`. Every key has a default;
+//! `deepsky fastsim train --dump-config` prints them all.
+
+use std::path::PathBuf;
+
+use deepsky_fastsim::model::ShowerGanConfig;
+use deepsky_fastsim::shower_gan::ShowerLossConfig;
+use deepsky_fastsim::two_sample::ClassifierConfig;
+use deepsky_nn::gan::GanConfig;
+use deepsky_runtime::config::{ensure, ConfigError, PipelineConfig};
+use serde::{Deserialize, Serialize};
+
+/// One training file and its particle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SampleFile {
+    /// HDF5 file in the CaloGAN or CaloChallenge (504 voxels) layout.
+    pub path: PathBuf,
+    /// Particle (`e-`, `e+`, `gamma`); empty: the file's `particle` attribute, which
+    /// `deepsky simulate showers` writes.
+    pub particle: String,
+}
+
+/// `[data]`: the showers to learn.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Training files (one per particle type; several particle types make the GAN
+    /// conditional on the particle too).
+    pub samples: Vec<SampleFile>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            samples: vec![SampleFile {
+                path: "data/showers_calogan.h5".into(),
+                particle: String::new(),
+            }],
+        }
+    }
+}
+
+/// `[generate]`: what `generate` makes (overridable on the command line).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// Trained model directory used by `generate` and `validate` (`--model` overrides).
+    pub model: PathBuf,
+    /// Number of showers.
+    pub showers: usize,
+    /// Fixed incident energy, GeV (0: uniform in `energy_range_gev`).
+    pub energy_gev: f64,
+    /// Incident energy range, GeV (empty: the model's training range).
+    pub energy_range_gev: Vec<f64>,
+    /// Particle (empty: the model's first).
+    pub particle: String,
+    /// Showers per forward pass.
+    pub batch: usize,
+    /// Output layout: `calogan`, `calochallenge`, or empty for the training file's.
+    pub layout: String,
+    /// Noise seed.
+    pub seed: u64,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            model: "data/models/fastsim".into(),
+            showers: 1000,
+            energy_gev: 0.0,
+            energy_range_gev: Vec::new(),
+            particle: String::new(),
+            batch: 1000,
+            layout: String::new(),
+            seed: 1,
+        }
+    }
+}
+
+/// `[validate]`: reference Monte Carlo and the comparison.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidateConfig {
+    /// Two independent held-out reference files (same particle and energy spectrum). Empty:
+    /// run the project's simulator for both, over the model's training energy range
+    /// (uniform), with seeds `reference_seed` and `reference_seed + 1`.
+    pub reference: Vec<PathBuf>,
+    /// Showers per simulated reference sample.
+    pub reference_showers: usize,
+    /// Seed of the first simulated reference sample (must differ from the training file's).
+    pub reference_seed: u64,
+    /// Histogram bins per observable.
+    pub bins: usize,
+    /// Seed of the generated showers compared with the reference.
+    pub seed: u64,
+    /// The two-sample classifier (`[validate.classifier]`).
+    pub classifier: ClassifierConfig,
+}
+
+impl Default for ValidateConfig {
+    fn default() -> Self {
+        ValidateConfig {
+            reference: Vec::new(),
+            reference_showers: 2000,
+            reference_seed: 1001,
+            bins: 40,
+            seed: 2,
+            classifier: ClassifierConfig::default(),
+        }
+    }
+}
+
+/// `[speed]`: showers/s of generator and reference simulator, side by side.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeedConfig {
+    /// Incident energies, GeV.
+    pub energies_gev: Vec<f64>,
+    /// Generator batch sizes.
+    pub batches: Vec<usize>,
+    /// Generated showers per (energy, batch) point: at least this many, and at least two
+    /// batches.
+    pub generated_showers: usize,
+    /// Minimum simulator time per energy, seconds (at least 4 showers are simulated).
+    pub simulator_seconds: f64,
+}
+
+impl Default for SpeedConfig {
+    fn default() -> Self {
+        SpeedConfig {
+            energies_gev: vec![1.0, 10.0, 100.0],
+            batches: vec![1, 100, 10_000],
+            generated_showers: 2000,
+            simulator_seconds: 2.0,
+        }
+    }
+}
+
+/// `[train.validation]`-like periodic check during training.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProgressConfig {
+    /// Write validation plots and χ² every this many epochs (0: never).
+    pub every: usize,
+    /// Showers generated for each periodic check (at the energies of as many training
+    /// showers).
+    pub showers: usize,
+}
+
+impl Default for ProgressConfig {
+    fn default() -> Self {
+        ProgressConfig {
+            every: 50,
+            showers: 500,
+        }
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Plot formats: png, svg, pdf.
+    pub plots: Vec<String>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            plots: vec!["png".into(), "pdf".into()],
+        }
+    }
+}
+
+/// The whole fastsim config.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct FastsimConfig {
+    /// Training showers.
+    pub data: DataConfig,
+    /// Network sizes.
+    pub model: ShowerGanConfig,
+    /// Adversarial training.
+    pub train: GanConfig,
+    /// Loss weights.
+    pub loss: ShowerLossConfig,
+    /// Periodic validation during training.
+    pub progress: ProgressConfig,
+    /// Generation.
+    pub generate: GenerateConfig,
+    /// Validation.
+    pub validate: ValidateConfig,
+    /// Speed measurement.
+    pub speed: SpeedConfig,
+    /// Output formats.
+    pub output: OutputConfig,
+}
+
+fn at(section: &str, r: Result<(), (String, String)>) -> Result<(), ConfigError> {
+    r.map_err(|(k, m)| ConfigError::at(&format!("{section}.{k}"), m))
+}
+
+impl PipelineConfig for FastsimConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at("train", self.train.check())?;
+        at("model", self.model.check())?;
+        self.validate
+            .classifier
+            .check()
+            .map_err(|e| ConfigError::at("validate.classifier", e.to_string()))?;
+        ensure(
+            !self.data.samples.is_empty(),
+            "data.samples",
+            "needs at least one file",
+        )?;
+        ensure(
+            self.loss.energy_weight >= 0.0 && self.loss.energy_weight.is_finite(),
+            "loss.energy_weight",
+            "must be a finite number >= 0",
+        )?;
+        ensure(
+            self.generate.showers > 0,
+            "generate.showers",
+            "must be at least 1",
+        )?;
+        ensure(
+            self.generate.batch > 0,
+            "generate.batch",
+            "must be at least 1",
+        )?;
+        ensure(
+            self.generate.energy_gev >= 0.0 && self.generate.energy_gev.is_finite(),
+            "generate.energy_gev",
+            "must be a finite energy in GeV (0: use energy_range_gev)",
+        )?;
+        ensure(
+            self.generate.energy_range_gev.is_empty()
+                || (self.generate.energy_range_gev.len() == 2
+                    && self.generate.energy_range_gev[0] > 0.0
+                    && self.generate.energy_range_gev[0] < self.generate.energy_range_gev[1]),
+            "generate.energy_range_gev",
+            "must be [min, max] with 0 < min < max",
+        )?;
+        ensure(
+            ["", "calogan", "calochallenge"].contains(&self.generate.layout.as_str()),
+            "generate.layout",
+            "must be calogan or calochallenge",
+        )?;
+        ensure(
+            self.validate.reference.is_empty() || self.validate.reference.len() == 2,
+            "validate.reference",
+            "must name two independent reference files (or none, to simulate them)",
+        )?;
+        ensure(
+            self.validate.reference_showers >= 100,
+            "validate.reference_showers",
+            "must be at least 100",
+        )?;
+        ensure(
+            (5..=500).contains(&self.validate.bins),
+            "validate.bins",
+            "must be in 5..=500",
+        )?;
+        ensure(
+            self.speed
+                .energies_gev
+                .iter()
+                .all(|e| *e > 0.0 && *e <= 1000.0),
+            "speed.energies_gev",
+            "energies must be in (0, 1000] GeV",
+        )?;
+        ensure(
+            self.speed.batches.iter().all(|b| *b > 0),
+            "speed.batches",
+            "batch sizes must be at least 1",
+        )?;
+        ensure(
+            self.speed.simulator_seconds > 0.0,
+            "speed.simulator_seconds",
+            "must be positive",
+        )?;
+        crate::common::check_plot_formats(&self.output.plots)
+    }
+}
