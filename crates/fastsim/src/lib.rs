@@ -5,7 +5,7 @@
 //!   (generator and spectrally normalised critic in [`model`], conditioning and tensors in
 //!   [`data`]), trained by deepsky-nn's adversarial loop ([`deepsky_nn::gan`]); a saved
 //!   generator ([`shower_gan::LoadedSimulator`]) makes showers at any incident energy.
-
+//! - [`image_gan`]: a DCGAN-style image GAN on galaxy cutouts, trained by the same loop.
 //! - Validation: high-level [`observables`], per-observable [`metrics`] (χ² separation power,
 //!   Wasserstein-1) and a classifier [`two_sample`] test (ROC AUC; 0.5 is indistinguishable).
 //!
@@ -23,7 +23,7 @@
 
 pub mod data;
 mod error;
-
+pub mod image_gan;
 pub mod metrics;
 pub mod model;
 pub mod observables;

@@ -14,7 +14,7 @@
 //! **Critic.** An MLP with spectral normalisation on every linear layer (Miyato et al. 2018)
 //! sees every cell as `log(1 + E/threshold)`, the overflow, a few differentiable high-level
 //! features (response, layer fractions, depth, lateral widths, log layer energies, layer
-//! occupancies) and the condition, each standardised with the training sample's mean and
+//! occupancies, hottest cells) and the condition, each standardised with the training sample's mean and
 //! spread. Spectral normalisation bounds the critic's Lipschitz constant with first-order
 //! gradients only: WGAN-GP's gradient penalty needs the gradient of a gradient, which candle
 //! computes only with a process-wide switch (`CANDLE_GRAD_DO_NOT_DETACH`) that would slow every
@@ -303,8 +303,9 @@ pub struct Critic {
 }
 
 /// Number of high-level features the critic computes from a shower: response, layer
-/// fractions, depth, log layer energies, lateral widths, layer occupancies.
-const HIGH_LEVEL: usize = 1 + 3 + 1 + 3 + 3 + 3;
+/// fractions, depth, log layer energies, lateral widths, layer occupancies, log hottest cell
+/// per layer.
+const HIGH_LEVEL: usize = 1 + 3 + 1 + 3 + 3 + 3 + 3;
 
 impl Critic {
     /// Build under `vb` (variables `hidden.i`, `out`).
@@ -407,6 +408,7 @@ impl Critic {
         let mut layer_e = Vec::with_capacity(3);
         let mut widths = Vec::with_capacity(3);
         let mut occupancy = Vec::with_capacity(3);
+        let mut hottest = Vec::with_capacity(3);
         let mut off = 0;
         for (l, &k) in LAYER_CELLS.iter().enumerate() {
             let c = cells.narrow(1, off, k)?;
@@ -414,6 +416,7 @@ impl Critic {
             // tanh(E/threshold): 0 for an empty cell, ~1 well above the threshold, with a
             // gradient for cells just above it: a differentiable count of occupied cells.
             occupancy.push((&c / self.threshold_mev)?.tanh()?.mean_keepdim(1)?);
+            hottest.push((c.max_keepdim(1)? + 1.0)?.log()?);
             let e = c.sum_keepdim(1)?;
             let m = c.matmul(&self.geometry[l].moments)?;
             let safe = (&e + 1e-3)?;
@@ -431,9 +434,11 @@ impl Critic {
         let log_layer = ((layer_e / 1.0)? + 1.0)?.log()?.affine(1.0 / 12.0, 0.0)?;
         let widths = Tensor::cat(&widths, 1)?;
         let occupancy = Tensor::cat(&occupancy, 1)?;
+        let hottest = Tensor::cat(&hottest, 1)?;
         Ok(Tensor::cat(
             &[
-                &logc, &logo, &response, &frac, &depth, &log_layer, &widths, &occupancy, cond,
+                &logc, &logo, &response, &frac, &depth, &log_layer, &widths, &occupancy, &hottest,
+                cond,
             ],
             1,
         )?)
