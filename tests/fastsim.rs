@@ -76,7 +76,8 @@ fn training_writes_a_model_loss_plots_and_progress_checks_and_resumes() {
     assert_eq!(card["kind"], "deepsky-fastsim-showers");
     assert_eq!(card["layout"], "calogan");
     let prov = json(&out.join("provenance.json"));
-    assert_eq!(prov["outcome"]["status"], "ok", "{prov}");
+    assert_eq!(prov["status"], "success", "{prov}");
+    assert_eq!(prov["inputs"][0]["path"], "data/showers_calogan.h5");
 
     // Resume to 4 epochs: continues after epoch 2.
     ok(&train(&out, 4, &["--resume"]));
@@ -291,4 +292,55 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
         2,
         &["train.ema_decay"],
     );
+}
+
+#[test]
+fn image_gan_trains_on_the_cutouts_and_writes_stamps_h5py_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("img");
+    ok(&deepsky(&[
+        "fastsim",
+        "images",
+        "-c",
+        CFG,
+        "-o",
+        out.to_str().unwrap(),
+        "--set",
+        "images.train.epochs=2",
+        "--set",
+        "images.model.channels=8",
+        "--set",
+        "images.model.latent=16",
+        "--set",
+        "images.generate=50",
+        "--set",
+        "output.plots=[\"png\"]",
+    ]));
+    let r = json(&out.join("report.json"));
+    // Label 0 (normal galaxies) of the 1000 bundled stamps: all but the 3 % rare ones.
+    assert_eq!(r["training_stamps"], 970);
+    assert_eq!(r["epochs_run"], 2);
+    for k in ["flux", "peak", "concentration"] {
+        let c = r["comparison"][k]["chi2"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c), "{k}: {c}");
+        assert!(r["comparison"][k]["data_mean"]
+            .as_f64()
+            .unwrap()
+            .is_finite());
+    }
+    let py = run_python(
+        r#"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], 'r')
+x = f['/images'][:]
+assert x.shape == (50, 32, 32) and np.isfinite(x).all(), x.shape
+print(x.mean())
+"#,
+        &[out.join("generated.h5").to_str().unwrap()],
+    );
+    assert!(py.trim().parse::<f64>().unwrap().is_finite());
+    for p in ["gallery.png", "flux.png", "loss.png"] {
+        assert!(out.join("plots").join(p).exists(), "{p}");
+    }
+    assert!(out.join("model/model.json").exists());
 }

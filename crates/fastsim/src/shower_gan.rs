@@ -16,6 +16,7 @@ use deepsky_io::calo::CaloGanShowers;
 use deepsky_nn::gan::GanTask;
 use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::train::Batch;
+use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{unflatten_cells, Conditioning, ShowerTensors, N_CELLS};
@@ -418,16 +419,17 @@ impl FastSimulator<'_> {
         let mut rng = named_rng(seed, "generate");
         let mut cells = Vec::with_capacity(energies_gev.len() * N_CELLS);
         let mut overflow = Vec::with_capacity(energies_gev.len() * 3);
+        let mut z = Vec::new();
         for chunk in energies_gev.chunks(batch) {
             let n = chunk.len();
-            let z = noise(&mut rng, n, latent, device)?;
+            z.clear();
+            z.extend((0..n * latent).map(|_| -> f32 { StandardNormal.sample(&mut rng) }));
             let cond = self.card.conditioning.encode(chunk, &vec![p; n]);
             let cond = Tensor::from_vec(cond, (n, self.card.conditioning.dim()), device)?;
             let inc: Vec<f32> = chunk.iter().map(|e| e * 1000.0).collect();
-            let inc = Tensor::from_vec(inc, (n, 1), device)?;
-            let g = self.generator.forward(&z, &cond, &inc)?;
-            cells.extend(g.cells.flatten_all()?.to_vec1::<f32>()?);
-            overflow.extend(g.overflow.flatten_all()?.to_vec1::<f32>()?);
+            let (c, o) = self.generator.generate_fast(&z, &cond, &inc)?;
+            cells.extend(c);
+            overflow.extend(o);
         }
         Ok(unflatten_cells(&cells, &overflow, energies_gev))
     }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use deepsky_fastsim::image_gan::ImageGanConfig;
 use deepsky_fastsim::model::ShowerGanConfig;
 use deepsky_fastsim::shower_gan::ShowerLossConfig;
 use deepsky_fastsim::two_sample::ClassifierConfig;
@@ -158,6 +159,44 @@ impl Default for ProgressConfig {
     }
 }
 
+/// `[images]`: the image GAN (`deepsky fastsim images`) on galaxy cutouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// HDF5 file with `/images` (N, H, W) and optionally `/labels`.
+    pub path: PathBuf,
+    /// Train on the stamps with this `/labels` value only (-1: all stamps).
+    pub label: i64,
+    /// Generated stamps written to `generated.h5` and compared with the training stamps.
+    pub generate: usize,
+    /// Noise seed of the generated stamps.
+    pub seed: u64,
+    /// Network sizes (`[images.model]`).
+    pub model: ImageGanConfig,
+    /// Adversarial training (`[images.train]`).
+    pub train: GanConfig,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            path: "data/cutouts.h5".into(),
+            label: 0,
+            generate: 1000,
+            seed: 1,
+            model: ImageGanConfig::default(),
+            train: GanConfig {
+                epochs: 60,
+                batch_size: 64,
+                lr_generator: 1e-3,
+                lr_critic: 4e-3,
+                ema_decay: 0.99,
+                ..GanConfig::default()
+            },
+        }
+    }
+}
+
 /// `[output]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -194,6 +233,8 @@ pub struct FastsimConfig {
     pub validate: ValidateConfig,
     /// Speed measurement.
     pub speed: SpeedConfig,
+    /// The image GAN.
+    pub images: ImagesConfig,
     /// Output formats.
     pub output: OutputConfig,
 }
@@ -206,6 +247,13 @@ impl PipelineConfig for FastsimConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         at("train", self.train.check())?;
         at("model", self.model.check())?;
+        at("images.model", self.images.model.check())?;
+        at("images.train", self.images.train.check())?;
+        ensure(
+            self.images.generate >= 2,
+            "images.generate",
+            "must be at least 2",
+        )?;
         self.validate
             .classifier
             .check()

@@ -8,9 +8,11 @@
 //! - `validate`: observables with χ² separation and Wasserstein-1, classifier AUCs on the
 //!   high-level observables and on all cells, the same numbers for two independent reference
 //!   samples (the noise floor), and the speed against the reference simulator.
+//! - `images`: the same adversarial machinery on galaxy cutouts (a DCGAN-style image GAN).
 
 mod config;
 mod generate;
+mod images;
 mod samples;
 mod train;
 mod validate;
@@ -33,6 +35,9 @@ pub enum FastsimCommand {
     Generate(GenerateArgs),
     /// Compare generated showers with reference Monte Carlo; measure the speed-up.
     Validate(ValidateArgs),
+    /// Train the DCGAN-style image GAN on galaxy cutouts (`[images]`); writes OUT/model,
+    /// generated stamps and their comparison with the training stamps.
+    Images(TrainArgs),
 }
 
 /// Arguments of `deepsky fastsim train`.
@@ -86,6 +91,7 @@ pub fn run(cmd: FastsimCommand) -> Result<(), RunError> {
         FastsimCommand::Train(a) => ("fastsim train", &a.common),
         FastsimCommand::Generate(a) => ("fastsim generate", &a.common),
         FastsimCommand::Validate(a) => ("fastsim validate", &a.common),
+        FastsimCommand::Images(a) => ("fastsim images", &a.common),
     };
     let Some(cfg) = common::resolve::<FastsimConfig>(args)? else {
         return Ok(());
@@ -98,6 +104,7 @@ pub fn run(cmd: FastsimCommand) -> Result<(), RunError> {
         FastsimCommand::Train(a) => train::run(a, &cfg.config, &mut frame),
         FastsimCommand::Generate(a) => generate::run(a, &cfg.config, &mut frame),
         FastsimCommand::Validate(a) => validate::run(a, &cfg.config, &mut frame),
+        FastsimCommand::Images(a) => images::run(a, &cfg.config, &mut frame),
     };
     frame.finish(result)
 }
