@@ -350,8 +350,18 @@ fn two_particle_types_make_the_generator_conditional_on_the_particle() {
     let d = tempfile::tempdir().unwrap();
     let gamma = d.path().join("gamma.h5");
     ok(&deepsky(&[
-        "simulate", "showers", "--particle", "gamma", "--energy-range", "5,50", "-n", "150",
-        "--seed", "9", "-o", gamma.to_str().unwrap(),
+        "simulate",
+        "showers",
+        "--particle",
+        "gamma",
+        "--energy-range",
+        "5,50",
+        "-n",
+        "150",
+        "--seed",
+        "9",
+        "-o",
+        gamma.to_str().unwrap(),
     ]));
     let out = d.path().join("train2");
     let samples = format!(
@@ -367,8 +377,20 @@ fn two_particle_types_make_the_generator_conditional_on_the_particle() {
     // Photons from the two-particle model, written with their particle.
     let gen = d.path().join("gen");
     ok(&deepsky(&[
-        "fastsim", "generate", "-c", CFG, "-o", gen.to_str().unwrap(), "--model",
-        out.join("model").to_str().unwrap(), "--particle", "gamma", "--energy", "20", "-n", "20",
+        "fastsim",
+        "generate",
+        "-c",
+        CFG,
+        "-o",
+        gen.to_str().unwrap(),
+        "--model",
+        out.join("model").to_str().unwrap(),
+        "--particle",
+        "gamma",
+        "--energy",
+        "20",
+        "-n",
+        "20",
     ]));
     let py = run_python(
         "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); print(f.attrs['particle'], f.attrs['particle_pdg_id'], f['layer_1'].shape[0])",
@@ -376,6 +398,11 @@ fn two_particle_types_make_the_generator_conditional_on_the_particle() {
     );
     assert_eq!(py.trim(), "gamma 22 20");
     // The same file twice is refused: one file per particle type.
-    let dup = "data.samples=[{path=\"data/showers_calogan.h5\"}, {path=\"data/showers_calogan.h5\"}]";
-    assert_fails(&train(&d.path().join("dup"), 1, &["--set", dup]), 2, &["one file per particle"]);
+    let dup =
+        "data.samples=[{path=\"data/showers_calogan.h5\"}, {path=\"data/showers_calogan.h5\"}]";
+    assert_fails(
+        &train(&d.path().join("dup"), 1, &["--set", dup]),
+        2,
+        &["one file per particle"],
+    );
 }
