@@ -249,9 +249,9 @@ impl ShowerTensors {
                 "incident energy {bad} GeV is not a positive number"
             )));
         }
-        if cells.iter().any(|v| !v.is_finite()) {
+        if cells.iter().chain(&overflow).any(|v| !v.is_finite()) {
             return Err(FastsimError::Input(
-                "cell energies contain NaN or infinity".into(),
+                "cell or overflow energies contain NaN or infinity".into(),
             ));
         }
         let c = cond.encode(&energies, &particles);

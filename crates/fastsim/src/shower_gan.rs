@@ -284,6 +284,16 @@ impl GanTask for ShowerGan {
         self.ema_vars.varmap()
     }
 
+    fn fingerprint(&self) -> String {
+        serde_json::json!({
+            "model": self.card.model,
+            "conditioning": self.card.conditioning,
+            "trained_showers": self.card.trained_showers,
+            "loss": self.loss,
+        })
+        .to_string()
+    }
+
     fn critic_loss(&self, b: &Batch<'_>, sub: usize) -> candle_core::Result<Tensor> {
         let r = self.batch_tensors(b)?;
         let z = self.noise_for(b, &format!("critic-noise/{sub}"))?;
@@ -375,6 +385,21 @@ impl LoadedSimulator {
                 "{}: model kind is `{}`, expected `{MODEL_KIND}`",
                 dir.join("model.json").display(),
                 card.kind
+            )));
+        }
+        let bad =
+            |m: String| FastsimError::Input(format!("{}: {m}", dir.join("model.json").display()));
+        card.model
+            .check()
+            .map_err(|(k, m)| bad(format!("model.{k}: {m}")))?;
+        let c = &card.conditioning;
+        if c.particles.is_empty() {
+            return Err(bad("conditioning lists no particle".into()));
+        }
+        if !(c.e_min_gev.is_finite() && c.e_min_gev > 0.0 && c.e_min_gev <= c.e_max_gev) {
+            return Err(bad(format!(
+                "conditioning energy range {}..{} GeV is not 0 < min <= max",
+                c.e_min_gev, c.e_max_gev
             )));
         }
         let vars = SeededVarMap::new(0);

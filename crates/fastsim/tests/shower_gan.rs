@@ -159,4 +159,24 @@ fn resumed_training_equals_an_uninterrupted_run() {
         err.to_string().contains("different [train] settings"),
         "{err}"
     );
+    // So is another loss weight (the task's fingerprint), with the same [train] settings.
+    let sample = simulate_reference(
+        Particle::Electron,
+        EnergySpec::Uniform {
+            min: 5.0,
+            max: 20.0,
+        },
+        96,
+        11,
+        0.01,
+    )
+    .unwrap();
+    let data = ShowerTensors::new(&[sample], &conditioning(), &Device::Cpu).unwrap();
+    let mut fourth =
+        ShowerGan::new(&small_model(), conditioning(), "calogan", 4, &Device::Cpu).unwrap();
+    fourth
+        .set_data(data, ShowerLossConfig { energy_weight: 3.0 })
+        .unwrap();
+    let err = train_gan(&fourth, &train_cfg(6), Some(&ck), true, &mut NoGanHooks).unwrap_err();
+    assert!(err.to_string().contains("another model"), "{err}");
 }

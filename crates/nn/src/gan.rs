@@ -86,8 +86,11 @@ impl GanConfig {
         if self.critic_steps == 0 || self.critic_steps > 20 {
             return bad("critic_steps", "must be in 1..=20");
         }
-        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
-            return bad("beta1", "beta1 and beta2 must be in [0, 1)");
+        if !(0.0..1.0).contains(&self.beta1) {
+            return bad("beta1", "must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.beta2) {
+            return bad("beta2", "must be in [0, 1)");
         }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return bad("ema_decay", "must be in [0, 1)");
@@ -96,6 +99,19 @@ impl GanConfig {
             return bad("checkpoint_every", "must be at least 1");
         }
         Ok(())
+    }
+}
+
+impl GanConfig {
+    /// The smallest batch a step is taken on: a last partial batch below half a batch would
+    /// give the critic a noisy step and is skipped.
+    pub fn min_batch(&self, n: usize) -> usize {
+        (self.batch_size / 2).max(2).min(n)
+    }
+
+    /// Generator steps per epoch over `n` examples (for progress bars).
+    pub fn steps_per_epoch(&self, n: usize) -> usize {
+        n / self.batch_size + usize::from(n % self.batch_size >= self.min_batch(n))
     }
 }
 
@@ -116,6 +132,11 @@ pub trait GanTask {
     /// Critic loss on real examples `batch.indices` and generated ones (detached from the
     /// generator). `sub` counts the critic steps within one generator step.
     fn critic_loss(&self, batch: &Batch<'_>, sub: usize) -> candle_core::Result<Tensor>;
+    /// What, besides the `[train]` settings, must be the same for a checkpoint to be resumed
+    /// (model sizes, conditioning, loss weights …), as text; empty: nothing.
+    fn fingerprint(&self) -> String {
+        String::new()
+    }
     /// Generator loss for a batch, and named extra terms to record (means over the epoch).
     fn generator_loss(
         &self,
@@ -177,6 +198,8 @@ pub struct GanOutcome {
 #[derive(Serialize, Deserialize)]
 struct CheckpointState {
     state: GanState,
+    #[serde(default)]
+    task: String,
     generator_steps: u64,
     critic_steps: u64,
     train: GanConfig,
@@ -292,6 +315,7 @@ fn save_checkpoint(
             generator_steps: opt.generator.steps(),
             critic_steps: opt.critic.steps(),
             train: cfg.clone(),
+            task: task.fingerprint(),
         },
         &dir.join(&state_name),
     )?;
@@ -337,6 +361,12 @@ fn load_checkpoint(
         return Err(NnError::checkpoint(
             &st_path,
             "was written with different [train] settings; resume with the same config or start a new output directory",
+        ));
+    }
+    if st.task != task.fingerprint() {
+        return Err(NnError::checkpoint(
+            &st_path,
+            "was written for another model, conditioning or loss; resume with the same config and data or start a new output directory",
         ));
     }
     let path = dir.join(&latest.tensors);
@@ -407,8 +437,7 @@ pub fn train_gan(
             state = s;
         }
     }
-    // A last partial batch smaller than half a batch would give the critic a noisy step.
-    let min_batch = (cfg.batch_size / 2).max(2).min(n);
+    let min_batch = cfg.min_batch(n);
     while state.epochs_done < cfg.epochs {
         let epoch = state.epochs_done;
         let mut order: Vec<usize> = (0..n).collect();
@@ -439,7 +468,15 @@ pub fn train_gan(
                         loss: d_value,
                     });
                 }
-                opt.critic.backward_step(&loss, cfg.lr_critic, 0.0)?;
+                let norm = opt.critic.backward_step(&loss, cfg.lr_critic, 0.0)?;
+                if !norm.is_finite() {
+                    // The optimiser skips such a step; a run that kept going would only
+                    // look like training.
+                    return Err(NnError::Diverged {
+                        epoch: epoch + 1,
+                        loss: norm,
+                    });
+                }
             }
             let (loss, extra) = task.generator_loss(&batch)?;
             let g_value = scalar(&loss)?;
@@ -452,7 +489,13 @@ pub fn train_gan(
             // Only the generator's variables are stepped; the critic's gradients from this
             // backward pass are dropped.
             let grads = loss.backward()?;
-            opt.generator.step_with(&grads, cfg.lr_generator, 0.0)?;
+            let norm = opt.generator.step_with(&grads, cfg.lr_generator, 0.0)?;
+            if !norm.is_finite() {
+                return Err(NnError::Diverged {
+                    epoch: epoch + 1,
+                    loss: norm,
+                });
+            }
             ema_update(task.generator_vars(), task.ema_vars(), cfg.ema_decay)?;
             sum_d += d_value;
             sum_g += g_value;

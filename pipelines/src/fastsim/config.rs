@@ -312,17 +312,23 @@ impl PipelineConfig for FastsimConfig {
             "must be in 5..=500",
         )?;
         ensure(
-            self.speed
-                .energies_gev
-                .iter()
-                .all(|e| *e > 0.0 && *e <= 1000.0),
+            !self.speed.energies_gev.is_empty()
+                && self.speed.energies_gev.iter().all(|e| {
+                    (deepsky_sim::shower::MIN_ENERGY_GEV..=deepsky_sim::shower::MAX_ENERGY_GEV)
+                        .contains(e)
+                }),
             "speed.energies_gev",
-            "energies must be in (0, 1000] GeV",
+            "needs at least one energy, each in 0.1..=1000 GeV (the simulator's range)",
         )?;
         ensure(
-            self.speed.batches.iter().all(|b| *b > 0),
+            !self.speed.batches.is_empty() && self.speed.batches.iter().all(|b| *b > 0),
             "speed.batches",
-            "batch sizes must be at least 1",
+            "needs at least one batch size, each at least 1",
+        )?;
+        ensure(
+            self.progress.every == 0 || self.progress.showers >= 10,
+            "progress.showers",
+            "must be at least 10 (or progress.every = 0)",
         )?;
         ensure(
             self.speed.simulator_seconds > 0.0,

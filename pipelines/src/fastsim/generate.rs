@@ -33,7 +33,18 @@ pub fn run(args: &GenerateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         .clone()
         .or_else(|| (!g.particle.is_empty()).then(|| g.particle.clone()))
         .unwrap_or_else(|| card.conditioning.particles[0].clone());
-    let fixed = args.energy.or((g.energy_gev > 0.0).then_some(g.energy_gev));
+    // A range on the command line wins over a fixed energy in the config.
+    let fixed = if args.energy_range.is_some() {
+        args.energy
+    } else {
+        args.energy.or((g.energy_gev > 0.0).then_some(g.energy_gev))
+    };
+    // A model trained at one energy generates at that energy by default.
+    let c = &card.conditioning;
+    let fixed = fixed.or_else(|| {
+        (args.energy_range.is_none() && g.energy_range_gev.is_empty() && c.e_min_gev == c.e_max_gev)
+            .then_some(c.e_min_gev)
+    });
     let range = args
         .energy_range
         .clone()

@@ -1,6 +1,6 @@
 //! `deepsky fastsim images`: the DCGAN-style image GAN on galaxy cutouts, trained by the same
 //! adversarial loop as the shower GAN, and its generated stamps compared with the training
-//! stamps (per-stamp flux, peak, concentration and pixel values: χ² separation and W1).
+//! stamps (per-stamp flux, peak and concentration: χ² separation and W1).
 
 use std::time::Instant;
 
@@ -98,8 +98,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
     let mut gan = ImageGan::new(&c.model, c.train.seed, &device).map_err(fastsim_error)?;
     gan.set_data(&images).map_err(fastsim_error)?;
     let n = images.shape()[0];
-    let min_batch = (c.train.batch_size / 2).max(2).min(n);
-    let steps = n / c.train.batch_size + usize::from(n % c.train.batch_size >= min_batch);
+    let steps = c.train.steps_per_epoch(n);
     let mut hooks = Hooks {
         bar: Progress::new("training", (c.train.epochs * steps) as u64, "steps"),
     };

@@ -15,14 +15,20 @@ pub struct ShowerFile {
 }
 
 /// Read `path` (CaloGAN, or CaloChallenge with 504 voxels in CaloGAN cell order), with
-/// `particle` or else the file's `particle` attribute.
-pub fn read(path: &Path, particle: &str, threshold_mev: f32) -> Result<ShowerFile, RunError> {
+/// `particle`, else the file's `particle` attribute, else `default_particle`.
+pub fn read(
+    path: &Path,
+    particle: &str,
+    default_particle: Option<&str>,
+    threshold_mev: f32,
+) -> Result<ShowerFile, RunError> {
     let f = H5Reader::open(path)?;
     let items: Vec<String> = f.items()?.into_iter().map(|i| i.path).collect();
     let has = |n: &str| items.iter().any(|i| i.trim_start_matches('/') == n);
     let particle = if particle.is_empty() {
         match f.root_attrs()?.into_iter().find(|(k, _)| k == "particle") {
             Some((_, AttrValue::Str(p))) => p,
+            _ if default_particle.is_some() => default_particle.unwrap_or_default().to_string(),
             _ => {
                 return Err(RunError::input(format!(
                     "{}: no `particle` attribute; name it in the config (data.samples = [{{ path = \"…\", particle = \"e-\" }}])",
@@ -67,6 +73,16 @@ pub fn read(path: &Path, particle: &str, threshold_mev: f32) -> Result<ShowerFil
     {
         return Err(RunError::input(format!(
             "{}: incident energy {e} GeV is not a positive number",
+            path.display()
+        )));
+    }
+    let finite = |a: &[f32]| a.iter().all(|v| v.is_finite());
+    let cells_ok = [&showers.layer_0, &showers.layer_1, &showers.layer_2]
+        .iter()
+        .all(|l| l.iter().all(|v| v.is_finite()));
+    if !cells_ok || !finite(showers.overflow.as_slice().unwrap_or(&[])) {
+        return Err(RunError::input(format!(
+            "{}: cell or overflow energies contain NaN or infinity",
             path.display()
         )));
     }

@@ -66,7 +66,7 @@ impl GanHooks for Hooks<'_> {
                 1000,
                 &candle_core::Device::Cpu,
             )
-            .map_err(|e| deepsky_nn::NnError::config(e.to_string()))?;
+            .map_err(check_failed)?;
         let dir = self
             .frame
             .out
@@ -81,7 +81,7 @@ impl GanHooks for Hooks<'_> {
             &[deepsky_plot::Format::Png],
             self.frame,
         )
-        .map_err(|e| deepsky_nn::NnError::config(e.to_string()))?;
+        .map_err(check_failed)?;
         let mean = cmp.iter().map(|c| c.chi2).sum::<f64>() / cmp.len() as f64;
         tracing::info!("epoch {}: mean χ² separation {mean:.4}", r.epoch);
         self.checks.push(json!({
@@ -97,6 +97,11 @@ impl GanHooks for Hooks<'_> {
     }
 }
 
+/// A failure of the periodic check (generation, plots, files): not bad input (exit 1).
+fn check_failed(e: impl std::fmt::Display) -> deepsky_nn::NnError {
+    deepsky_nn::NnError::Candle(candle_core::Error::Msg(format!("periodic check: {e}")))
+}
+
 pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Result<(), RunError> {
     let t0 = Instant::now();
     let device = deepsky_nn::device::parse_device(&args.common.device).map_err(common::nn_error)?;
@@ -105,7 +110,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
     let mut files = Vec::new();
     for s in &cfg.data.samples {
         frame.provenance.input(&s.path, "training showers")?;
-        files.push(samples::read(&s.path, &s.particle, threshold)?);
+        files.push(samples::read(&s.path, &s.particle, None, threshold)?);
     }
     let layout = files[0].layout;
     let mut particles: Vec<String> = Vec::new();
@@ -167,9 +172,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
             .copied()
             .collect::<Vec<_>>(),
     );
-    let min_batch = (cfg.train.batch_size / 2).max(2).min(n);
-    let steps_per_epoch =
-        n / cfg.train.batch_size + usize::from(n % cfg.train.batch_size >= min_batch);
+    let steps_per_epoch = cfg.train.steps_per_epoch(n);
     let mut hooks = Hooks {
         bar: Progress::new(
             "training",

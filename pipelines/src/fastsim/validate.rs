@@ -205,7 +205,7 @@ fn references(
         let mut out = Vec::new();
         for path in &cfg.validate.reference {
             frame.provenance.input(path, "reference")?;
-            out.push(samples::read(path, "", threshold)?.sample);
+            out.push(samples::read(path, "", Some(particle), threshold)?.sample);
         }
         let b = out.pop().expect("two");
         let a = out.pop().expect("two");
@@ -215,9 +215,13 @@ fn references(
         .parse()
         .map_err(|e| RunError::input(format!("validate: {e}")))?;
     let c = &sim.card.conditioning;
-    let spec = EnergySpec::Uniform {
-        min: c.e_min_gev,
-        max: c.e_max_gev,
+    let spec = if c.e_min_gev < c.e_max_gev {
+        EnergySpec::Uniform {
+            min: c.e_min_gev,
+            max: c.e_max_gev,
+        }
+    } else {
+        EnergySpec::Fixed(c.e_min_gev)
     };
     let n = cfg.validate.reference_showers;
     let s = cfg.validate.reference_seed;
@@ -257,7 +261,17 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         .provenance
         .input(&dir.join("model.safetensors"), "model")?;
     let sim = loaded.simulator();
-    let particle = loaded.card.conditioning.particles[0].clone();
+    // `generate.particle`, else the model's first particle.
+    let particle = if cfg.generate.particle.is_empty() {
+        loaded.card.conditioning.particles[0].clone()
+    } else {
+        loaded
+            .card
+            .conditioning
+            .particle_index(&cfg.generate.particle)
+            .map_err(fastsim_error)?;
+        cfg.generate.particle.clone()
+    };
     let (ref_a, ref_b, source) = references(cfg, &sim, &particle, frame)?;
     if ref_a.particle != particle || ref_b.particle != particle {
         return Err(RunError::input(format!(
