@@ -110,10 +110,7 @@ impl TrainProgress {
 impl deepsky_nn::train::Hooks for TrainProgress {
     fn on_step(&mut self, step: usize, _loss: f64) {
         // After a resume the bar starts where the run stands.
-        let done = self.bar.done() as usize;
-        if step > done {
-            self.bar.inc((step - done) as u64);
-        }
+        self.bar.advance_to(step as u64);
     }
     fn on_epoch(&mut self, r: &deepsky_nn::train::EpochRecord) {
         let val = r

@@ -33,23 +33,26 @@ pub fn apply_threshold(showers: &mut CaloGanShowers, threshold_mev: f32) {
     showers.overflow.map_inplace(cut);
 }
 
+/// Centres of `n` cells of `size_mm` along one axis, in mm from the shower axis: the grid
+/// spans ±n·size/2 around the axis, as the simulator's tally places it.
+pub fn axis_centres_mm(n: usize, size_mm: f64) -> Vec<f64> {
+    (0..n)
+        .map(|i| (i as f64 + 0.5) * size_mm - 0.5 * n as f64 * size_mm)
+        .collect()
+}
+
 /// Cell centres of each layer in mm from the shower axis, C order over (eta, phi):
-/// `(eta_mm, phi_mm)` per cell. Cells are centred on the axis, as the simulator places them.
+/// `(eta_mm, phi_mm)` per cell.
 pub fn cell_positions_mm() -> [Vec<(f64, f64)>; 3] {
     let cal = deepsky_sim::shower::Calorimeter::calogan();
     let layers = cal.layers();
     std::array::from_fn(|l| {
         let s = layers[l];
-        let mut pos = Vec::with_capacity(s.n_cells());
-        for i in 0..s.n_eta {
-            for j in 0..s.n_phi {
-                pos.push((
-                    (i as f64 + 0.5) * s.cell_eta_mm - 0.5 * s.n_eta as f64 * s.cell_eta_mm,
-                    (j as f64 + 0.5) * s.cell_phi_mm - 0.5 * s.n_phi as f64 * s.cell_phi_mm,
-                ));
-            }
-        }
-        pos
+        let phi = axis_centres_mm(s.n_phi, s.cell_phi_mm);
+        axis_centres_mm(s.n_eta, s.cell_eta_mm)
+            .into_iter()
+            .flat_map(|eta| phi.iter().map(move |&p| (eta, p)))
+            .collect()
     })
 }
 

@@ -23,3 +23,12 @@ impl From<candle_core::Error> for FastsimError {
 
 /// Result with [`FastsimError`].
 pub type Result<T> = std::result::Result<T, FastsimError>;
+
+/// A fastsim error inside a candle-typed callback (the GAN task's losses): candle's own error
+/// as it was, anything else as its message.
+pub(crate) fn to_candle(e: FastsimError) -> candle_core::Error {
+    match e {
+        FastsimError::Nn(deepsky_nn::NnError::Candle(c)) => c,
+        e => candle_core::Error::Msg(e.to_string()),
+    }
+}

@@ -63,8 +63,8 @@ use deepsky_nn::train::Batch;
 use ndarray::{Array3, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FastsimError, Result};
-use crate::model::{noise, parameter_count, SnLinear};
+use crate::error::{to_candle, FastsimError, Result};
+use crate::model::{noise, parameter_count, spectral_sigma, SnLinear};
 
 /// The `kind` written into model cards of image generators.
 pub const MODEL_KIND: &str = "deepsky-fastsim-images";
@@ -438,30 +438,6 @@ impl ImageGenerator {
     }
 }
 
-/// Largest singular value of the matrix `w` (out, m), estimated with the vector `u` (out) of
-/// the power iteration; `train` advances the iteration by one step (stored in `u`). The result
-/// `uᵀ W v` is differentiable in `w`, with `u` and `v` held constant (Miyato et al. 2018).
-fn spectral_sigma(w: &Tensor, u: &Var, train: bool) -> candle_core::Result<Tensor> {
-    let wd = w.detach();
-    let u0 = normalise(&u.as_tensor().detach())?;
-    let v = normalise(&wd.t()?.matmul(&u0.unsqueeze(1)?)?.squeeze(1)?)?;
-    let u1 = if train {
-        let next = normalise(&wd.matmul(&v.unsqueeze(1)?)?.squeeze(1)?)?;
-        u.set(&next)?;
-        next
-    } else {
-        u0
-    };
-    u1.unsqueeze(0)?
-        .matmul(&w.matmul(&v.unsqueeze(1)?)?)?
-        .reshape(())
-}
-
-fn normalise(v: &Tensor) -> candle_core::Result<Tensor> {
-    let n = (v.sqr()?.sum_all()?.sqrt()? + 1e-12)?;
-    v.broadcast_div(&n)
-}
-
 /// A 2-D convolution with spectral normalisation: the kernel, seen as the matrix
 /// `(out, in·k·k)`, is divided by an estimate of its largest singular value, kept by one power
 /// iteration per training forward pass. As in [`SnLinear`], the iteration vector `u` is a
@@ -567,13 +543,6 @@ impl ImageCritic {
         self.out
             .forward_t(&h.flatten_from(1)?, train)
             .map_err(to_candle)
-    }
-}
-
-fn to_candle(e: FastsimError) -> candle_core::Error {
-    match e {
-        FastsimError::Nn(deepsky_nn::NnError::Candle(c)) => c,
-        e => candle_core::Error::Msg(e.to_string()),
     }
 }
 

@@ -334,30 +334,35 @@ impl SnLinear {
     /// Apply the layer; `train` advances the power iteration.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let w = &self.weight;
-        let wd = w.detach();
-        let u = self.u.as_tensor().detach();
-        let u = normalise(&u)?;
-        let v = normalise(&wd.t()?.matmul(&u.unsqueeze(1)?)?.squeeze(1)?)?;
-        let u = if train {
-            let u_new = normalise(&wd.matmul(&v.unsqueeze(1)?)?.squeeze(1)?)?;
-            self.u.set(&u_new)?;
-            u_new
-        } else {
-            u
-        };
-        // sigma = uᵀ W v, differentiable in W (u, v held constant, as in the paper).
-        let sigma = u
-            .unsqueeze(0)?
-            .matmul(&w.matmul(&v.unsqueeze(1)?)?)?
-            .reshape(())?;
+        let sigma = spectral_sigma(w, &self.u, train)?;
         let w_sn = w.broadcast_div(&sigma)?;
         Ok(x.matmul(&w_sn.t()?)?.broadcast_add(&self.bias)?)
     }
 }
 
-fn normalise(v: &Tensor) -> Result<Tensor> {
+/// The largest singular value of `w` (out, in), estimated by one step of the power
+/// iteration from the stored vector `u`; `train` advances the iteration (stores the new `u`).
+/// The result `uᵀ W v` is differentiable in `w`, with `u` and `v` held constant (Miyato et al.
+/// 2018). Shared by [`SnLinear`] and the image GAN's spectrally normalised convolution.
+pub(crate) fn spectral_sigma(w: &Tensor, u: &Var, train: bool) -> candle_core::Result<Tensor> {
+    let wd = w.detach();
+    let u0 = normalise(&u.as_tensor().detach())?;
+    let v = normalise(&wd.t()?.matmul(&u0.unsqueeze(1)?)?.squeeze(1)?)?;
+    let u1 = if train {
+        let next = normalise(&wd.matmul(&v.unsqueeze(1)?)?.squeeze(1)?)?;
+        u.set(&next)?;
+        next
+    } else {
+        u0
+    };
+    u1.unsqueeze(0)?
+        .matmul(&w.matmul(&v.unsqueeze(1)?)?)?
+        .reshape(())
+}
+
+fn normalise(v: &Tensor) -> candle_core::Result<Tensor> {
     let n = (v.sqr()?.sum_all()?.sqrt()? + 1e-12)?;
-    Ok(v.broadcast_div(&n)?)
+    v.broadcast_div(&n)
 }
 
 /// Per-layer geometry the critic's differentiable features need.

@@ -34,6 +34,8 @@ use deepsky_sim::shower::{Calorimeter, LayerSpec};
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
+use crate::data::axis_centres_mm;
+
 /// One observable: how it is named, labelled and best binned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observable {
@@ -175,15 +177,9 @@ struct LayerGeometry {
 
 impl LayerGeometry {
     fn new(spec: &LayerSpec) -> LayerGeometry {
-        // Same mapping as the simulator's tally: the grid spans ±n·s/2 around the axis.
-        let centres = |n: usize, size: f64| -> Vec<f64> {
-            (0..n)
-                .map(|i| (i as f64 + 0.5) * size - 0.5 * n as f64 * size)
-                .collect()
-        };
         LayerGeometry {
-            eta_mm: centres(spec.n_eta, spec.cell_eta_mm),
-            phi_mm: centres(spec.n_phi, spec.cell_phi_mm),
+            eta_mm: axis_centres_mm(spec.n_eta, spec.cell_eta_mm),
+            phi_mm: axis_centres_mm(spec.n_phi, spec.cell_phi_mm),
         }
     }
 }

@@ -20,7 +20,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{unflatten_cells, Conditioning, ShowerTensors, N_CELLS};
-use crate::error::{FastsimError, Result};
+use crate::error::{to_candle, FastsimError, Result};
 use crate::model::{noise, Critic, Generator, ShowerGanConfig};
 
 /// The `kind` written into model cards of shower generators.
@@ -254,13 +254,6 @@ struct BatchTensors {
     overflow: Tensor,
     incident: Tensor,
     cond: Tensor,
-}
-
-fn to_candle(e: FastsimError) -> candle_core::Error {
-    match e {
-        FastsimError::Nn(deepsky_nn::NnError::Candle(c)) => c,
-        e => candle_core::Error::Msg(e.to_string()),
-    }
 }
 
 /// Mean and standard deviation of a (N, 1) tensor, as tensors.

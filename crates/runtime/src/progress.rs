@@ -111,6 +111,15 @@ impl Progress {
         }
     }
 
+    /// Advance to `position` steps done (no-op when already there): for a loop that reports
+    /// its step count, e.g. a training run resumed half-way.
+    pub fn advance_to(&self, position: u64) {
+        let done = self.done();
+        if position > done {
+            self.inc(position - done);
+        }
+    }
+
     /// Units done so far.
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::SeqCst)

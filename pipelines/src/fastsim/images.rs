@@ -26,10 +26,7 @@ struct Hooks {
 
 impl GanHooks for Hooks {
     fn on_step(&mut self, step: usize) {
-        let done = self.bar.done() as usize;
-        if step > done {
-            self.bar.inc((step - done) as u64);
-        }
+        self.bar.advance_to(step as u64);
     }
     fn on_epoch(&mut self, r: &GanEpoch) -> deepsky_nn::Result<()> {
         self.bar.message(&format!(
