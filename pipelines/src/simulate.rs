@@ -242,8 +242,8 @@ pub fn columns_frame(cols: Vec<Column>) -> Result<(DataFrame, TableMeta), Failur
     for (name, unit, desc, data) in cols {
         meta.insert(name.to_string(), ColumnMeta::new(unit, desc));
         let s = match data {
-            ColumnData::I64(v) => Series::new(name.into(), v),
-            ColumnData::F64(v) => Series::new(name.into(), v),
+            ColumnData::I64(v) => Series::from_vec(name.into(), v),
+            ColumnData::F64(v) => Series::from_vec(name.into(), v),
             ColumnData::Str(v) => Series::new(name.into(), v),
         };
         out.push(s.into_column());

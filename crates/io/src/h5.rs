@@ -479,7 +479,7 @@ impl H5Reader {
                     let v: Vec<$t> = cells()
                         .map(|(r, k)| <$t>::from_ne_bytes(bytes(r, k).try_into().unwrap()))
                         .collect();
-                    Series::new(f.name.as_str().into(), v)
+                    Series::from_vec(f.name.as_str().into(), v)
                 }};
             }
             let flat = match f.leaf {

@@ -471,32 +471,26 @@ impl FitsReader {
         }
         let (_, start, _) = self.handle.hdu_offsets()?;
         let path = self.handle.path().to_path_buf();
-        use std::io::{Seek, SeekFrom};
-        let mut f = std::fs::File::open(&path).map_err(|e| IoError::from_std(&path, e))?;
-        f.seek(SeekFrom::Start(start as u64))
-            .map_err(|e| IoError::from_std(&path, e))?;
-        // Read straight into the output buffer and swap bytes in place: one allocation and
-        // one pass over memory (a byte buffer plus a converted copy cost twice the page faults
-        // and memory traffic, which dominated reads of large images).
+        let f = std::fs::File::open(&path).map_err(|e| IoError::from_std(&path, e))?;
+        let start = start as u64;
+        // Read straight into the output buffer and swap bytes in place, block by block while
+        // the block is still in cache: one allocation and one pass over memory (a byte buffer
+        // plus a converted copy cost twice the page faults and memory traffic, which dominated
+        // reads of large images).
         macro_rules! conv {
             ($t:ty, $v:ident, $flip:expr) => {{
                 let mut v: Vec<$t> = vec![0; n];
-                read_exact_into(&mut f, &path, &mut v)?;
                 let flip: $t = $flip;
-                for x in v.iter_mut() {
-                    *x = <$t>::from_be(*x) ^ flip;
-                }
+                read_big_endian_into(&f, &path, start, &mut v, |x| *x = <$t>::from_be(*x) ^ flip)?;
                 NdData::$v(ArrayD::from_shape_vec(IxDyn(shape), v).expect("buffer matches shape"))
             }};
         }
         macro_rules! conv_float {
             ($t:ty, $bits:ty, $v:ident) => {{
-                let mut v: Vec<$bits> = vec![0; n];
-                read_exact_into(&mut f, &path, &mut v)?;
-                let v: Vec<$t> = v
-                    .into_iter()
-                    .map(|b| <$t>::from_bits(<$bits>::from_be(b)))
-                    .collect();
+                let mut v: Vec<$t> = vec![0.0; n];
+                read_big_endian_into(&f, &path, start, &mut v, |x| {
+                    *x = <$t>::from_bits(<$bits>::from_be(x.to_bits()))
+                })?;
                 NdData::$v(ArrayD::from_shape_vec(IxDyn(shape), v).expect("buffer matches shape"))
             }};
         }
@@ -778,28 +772,51 @@ impl Iterator for TableChunks<'_> {
     }
 }
 
-/// Fill `buf` with the next bytes of `f` (the integers' bytes as they are in the file).
-fn read_exact_into<T: Copy>(f: &mut std::fs::File, path: &Path, buf: &mut [T]) -> Result<()> {
-    use std::io::Read;
+/// Fill `buf` with the bytes of `f` from `offset` on (the values as they are in the file) and
+/// convert each with `swap`. Blocks of 1 MiB are read with positioned reads on all cores, and
+/// each is converted right after its read while it is still in cache: the copy out of the page
+/// cache, the page faults of the new buffer and the byte swap all share the cores.
+fn read_big_endian_into<T: Copy + Send>(
+    f: &std::fs::File,
+    path: &Path,
+    offset: u64,
+    buf: &mut [T],
+    swap: impl Fn(&mut T) + Sync,
+) -> Result<()> {
+    use rayon::prelude::*;
+    use std::os::unix::fs::FileExt;
+    const BLOCK_BYTES: usize = 1 << 20;
     advise_huge_pages(buf);
-    // SAFETY: T is a plain integer type (u8 … u64, i8 … i64) for which every byte pattern is a
-    // valid value, and the byte view covers exactly the initialised buffer.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, std::mem::size_of_val(buf))
-    };
-    f.read_exact(bytes).map_err(|_| {
-        IoError::new(
-            path,
-            ErrorKind::Corrupt,
-            "file is truncated: image data ends early",
-        )
-    })
+    let per_block = (BLOCK_BYTES / std::mem::size_of::<T>()).max(1);
+    buf.par_chunks_mut(per_block)
+        .enumerate()
+        .try_for_each(|(i, block)| {
+            let at = offset + (i * per_block * std::mem::size_of::<T>()) as u64;
+            // SAFETY: T is a plain integer or float type (u8 … u64, i8 … i64, f32, f64), for
+            // which every byte pattern is a valid value, and the byte view covers exactly the
+            // initialised block.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    block.as_mut_ptr() as *mut u8,
+                    std::mem::size_of_val(block),
+                )
+            };
+            f.read_exact_at(bytes, at).map_err(|_| {
+                IoError::new(
+                    path,
+                    ErrorKind::Corrupt,
+                    "file is truncated: image data ends early",
+                )
+            })?;
+            block.iter_mut().for_each(&swap);
+            Ok(())
+        })
 }
 
 /// Ask the kernel for transparent huge pages on a large, not yet touched buffer, as numpy does
 /// for big arrays: a 64 MB image then costs 32 page faults instead of 16 384, which measured as
 /// the largest part of reading an uncompressed image.
-fn advise_huge_pages<T>(buf: &mut [T]) {
+pub(crate) fn advise_huge_pages<T>(buf: &mut [T]) {
     const PAGE: usize = 4096;
     let bytes = std::mem::size_of_val(buf);
     if bytes < (4 << 20) {
