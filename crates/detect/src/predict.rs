@@ -36,6 +36,13 @@ pub struct PredictConfig {
     pub score_threshold: f32,
     /// Boxes overlapping a better one by more than this IoU are dropped.
     pub iou_threshold: f32,
+    /// Test-time augmentation: the network's class scores and boxes are averaged over this
+    /// many orientations of each tile before decoding — 1 (off), 2 (+ left-right flip), 4
+    /// (all flips) or 8 (flips and transposes: every 90° rotation and reflection; square tiles
+    /// only, else 4). The model is trained on all eight, and the average has less noise in
+    /// its scores, which is what separates faint sources from noise peaks. Costs that many
+    /// forward passes.
+    pub orientations: usize,
 }
 
 impl Default for PredictConfig {
@@ -46,6 +53,7 @@ impl Default for PredictConfig {
             batch: 4,
             score_threshold: 0.25,
             iou_threshold: 0.5,
+            orientations: 1,
         }
     }
 }
@@ -68,6 +76,9 @@ impl PredictConfig {
         }
         if !(self.iou_threshold > 0.0 && self.iou_threshold <= 1.0) {
             return bad("iou_threshold", "must be in (0, 1]");
+        }
+        if ![1, 2, 4, 8].contains(&self.orientations) {
+            return bad("orientations", "must be 1, 2, 4 or 8");
         }
         Ok(())
     }
@@ -122,6 +133,150 @@ fn responsibility(starts: &[usize], tile: usize) -> Vec<(f32, f32)> {
         out.push((lo, hi));
     }
     out
+}
+
+/// One of the eight orientations of a tile: transpose first, then the flips.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Orientation {
+    transpose: bool,
+    flip_x: bool,
+    flip_y: bool,
+}
+
+impl Orientation {
+    /// The first `n` orientations (identity first); transposes only for square tiles.
+    fn first(n: usize, square: bool) -> Vec<Orientation> {
+        let mut all = Vec::new();
+        for transpose in [false, true] {
+            for (flip_x, flip_y) in [(false, false), (true, false), (false, true), (true, true)] {
+                all.push(Orientation {
+                    transpose,
+                    flip_x,
+                    flip_y,
+                });
+            }
+        }
+        let n = if square { n } else { n.min(4) };
+        all.truncate(n);
+        all
+    }
+
+    /// The tile as the network sees it in this orientation.
+    fn apply(&self, tile: &Array2<f32>) -> Array2<f32> {
+        let mut v = tile.view();
+        if self.transpose {
+            v = v.reversed_axes();
+        }
+        if self.flip_x {
+            v.invert_axis(ndarray::Axis(1));
+        }
+        if self.flip_y {
+            v.invert_axis(ndarray::Axis(0));
+        }
+        v.as_standard_layout().into_owned()
+    }
+
+    /// A point of the original tile (`w × h`) in the oriented tile's coordinates.
+    fn forward(&self, (x, y): (f32, f32), w: f32, h: f32) -> (f32, f32) {
+        let (mut x, mut y, w, h) = if self.transpose {
+            (y, x, h, w)
+        } else {
+            (x, y, w, h)
+        };
+        if self.flip_x {
+            x = w - x;
+        }
+        if self.flip_y {
+            y = h - y;
+        }
+        (x, y)
+    }
+
+    /// A point of the oriented tile back in the original tile's coordinates.
+    fn backward(&self, (x, y): (f32, f32), w: f32, h: f32) -> (f32, f32) {
+        // The oriented tile is `h × w` wide when transposed.
+        let (ow, oh) = if self.transpose { (h, w) } else { (w, h) };
+        let (mut x, mut y) = (x, y);
+        if self.flip_x {
+            x = ow - x;
+        }
+        if self.flip_y {
+            y = oh - y;
+        }
+        if self.transpose {
+            (y, x)
+        } else {
+            (x, y)
+        }
+    }
+}
+
+/// Class probabilities `(tiles, anchors, classes)` and boxes `(tiles, anchors, 4)` of a batch
+/// of tiles, averaged over `orientations` of each tile, in the original tiles' anchor order
+/// and coordinates.
+fn averaged_outputs(
+    det: &TrainedDetector,
+    tiles: &[Array2<f32>],
+    (th, tw): (usize, usize),
+    orientations: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let anchors = anchors(th, tw);
+    let (a, nc) = (anchors.len(), det.net.num_classes());
+    let mut scores = vec![0f32; tiles.len() * a * nc];
+    let mut boxes = vec![0f32; tiles.len() * a * 4];
+    let list = Orientation::first(orientations, th == tw);
+    for o in &list {
+        let oriented: Vec<Array2<f32>> = tiles.iter().map(|t| o.apply(t)).collect();
+        let refs: Vec<&Array2<f32>> = oriented.iter().collect();
+        let x = images_tensor(&refs, &det.device)?;
+        let out = det.net.forward(&x, false)?;
+        let s: Vec<f32> = candle_nn::ops::sigmoid(&out.logits)?
+            .flatten_all()?
+            .to_vec1()?;
+        let b: Vec<f32> = out.boxes.flatten_all()?.to_vec1()?;
+        // Where each original anchor sits in the oriented tile's anchor list: the grids of
+        // every stride divide the tile, so orientations map anchor centres onto each other.
+        let (ow, oh) = if o.transpose { (th, tw) } else { (tw, th) };
+        let mut first_of_stride: Vec<(f32, usize)> = Vec::new();
+        for (k, &(_, _, st)) in crate::model::anchors(oh, ow).iter().enumerate() {
+            if first_of_stride.last().is_none_or(|&(s, _)| s != st) {
+                first_of_stride.push((st, k));
+            }
+        }
+        let index_of = |x: f32, y: f32, stride: f32| -> usize {
+            let base = first_of_stride
+                .iter()
+                .find(|&&(s, _)| s == stride)
+                .map_or(0, |&(_, k)| k);
+            let cols = ow.div_ceil(stride as usize);
+            base + (y / stride - 0.5).round() as usize * cols + (x / stride - 0.5).round() as usize
+        };
+        let (wf, hf) = (tw as f32, th as f32);
+        for (an, &(x, y, stride)) in anchors.iter().enumerate() {
+            let (ox, oy) = o.forward((x, y), wf, hf);
+            let src = index_of(ox, oy, stride);
+            for k in 0..tiles.len() {
+                let (dst, from) = (k * a + an, k * a + src);
+                for c in 0..nc {
+                    scores[dst * nc + c] += s[from * nc + c];
+                }
+                let ob = &b[from * 4..from * 4 + 4];
+                let (x0, y0) = o.backward((ob[0], ob[1]), wf, hf);
+                let (x1, y1) = o.backward((ob[2], ob[3]), wf, hf);
+                let out = &mut boxes[dst * 4..dst * 4 + 4];
+                out[0] += x0.min(x1);
+                out[1] += y0.min(y1);
+                out[2] += x0.max(x1);
+                out[3] += y0.max(y1);
+            }
+        }
+    }
+    let n = list.len() as f32;
+    scores
+        .iter_mut()
+        .chain(boxes.iter_mut())
+        .for_each(|v| *v /= n);
+    Ok((scores, boxes))
 }
 
 /// Detections of one image with the background used.
@@ -194,13 +349,7 @@ pub fn predict(
             }
             norm_tiles.push(t);
         }
-        let refs: Vec<&Array2<f32>> = norm_tiles.iter().collect();
-        let x = images_tensor(&refs, &det.device)?;
-        let out = det.net.forward(&x, false)?;
-        let scores: Vec<f32> = candle_nn::ops::sigmoid(&out.logits)?
-            .flatten_all()?
-            .to_vec1()?;
-        let boxes: Vec<f32> = out.boxes.flatten_all()?.to_vec1()?;
+        let (scores, boxes) = averaged_outputs(det, &norm_tiles, (th, tw), cfg.orientations)?;
         let a = anchors.len();
         for (k, &(i, j)) in chunk.iter().enumerate() {
             let (r0, c0) = (rows[i] as f32, cols[j] as f32);
@@ -276,6 +425,33 @@ mod tests {
             }
         }
     }
+
+    /// Each orientation moves pixels exactly where its coordinate map says, and the inverse map
+    /// undoes it: the averaging in `averaged_outputs` relies on both.
+    #[test]
+    fn orientations_move_pixels_where_their_coordinate_maps_say() {
+        for (h, w, n) in [(32usize, 32usize, 8usize), (32, 48, 4)] {
+            let list = Orientation::first(8, h == w);
+            assert_eq!(list.len(), n);
+            assert_eq!(list[0], Orientation::first(1, true)[0]);
+            for o in list {
+                for (r, c) in [(0usize, 0usize), (3, 17), (h - 1, w - 2), (h / 2, 5)] {
+                    let mut tile = Array2::<f32>::zeros((h, w));
+                    tile[[r, c]] = 1.0;
+                    let t = o.apply(&tile);
+                    let (rr, cc) = t
+                        .indexed_iter()
+                        .find(|(_, &v)| v == 1.0)
+                        .map(|(i, _)| i)
+                        .unwrap();
+                    let centre = (c as f32 + 0.5, r as f32 + 0.5);
+                    let moved = o.forward(centre, w as f32, h as f32);
+                    assert_eq!(moved, (cc as f32 + 0.5, rr as f32 + 0.5), "{o:?}");
+                    assert_eq!(o.backward(moved, w as f32, h as f32), centre, "{o:?}");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +507,85 @@ mod masked_tests {
             found as f64 >= 0.9 * a.len() as f64,
             "{found} of {}",
             a.len()
+        );
+    }
+
+    /// Averaging the network over the eight orientations of each tile separates sources from
+    /// noise better: on a simulated field (the benchmark's settings), at no more spurious
+    /// detections than a single pass gives at its usual threshold, it finds at least as many
+    /// truth sources (within 2.5 px, the PSF FWHM).
+    #[test]
+    fn averaging_over_orientations_finds_the_sources_at_least_as_well() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
+        let det = TrainedDetector::load(&dir, &Device::Cpu).unwrap();
+        let sky = deepsky_sim::sky::SkyConfig {
+            width: 256,
+            height: 256,
+            seed: 78,
+            ..Default::default()
+        };
+        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
+        // Stars and galaxies of S/N >= 3, in the detections' continuous 0-based pixels.
+        use deepsky_sim::sky::SourceClass;
+        let cat = &field.catalog;
+        let truth: Vec<(f64, f64)> = (0..cat.len())
+            .filter(|&i| matches!(cat.class[i], SourceClass::Star | SourceClass::Galaxy))
+            .filter(|&i| cat.snr[i] >= 3.0)
+            .map(|i| (cat.x[i] - 0.5, cat.y[i] - 0.5))
+            .collect();
+        let near = |d: &Scored, (tx, ty): (f64, f64)| {
+            let (x, y) = d.bbox.centre();
+            (tx - x as f64).hypot(ty - y as f64) < 2.5
+        };
+        // (found, spurious) at each score threshold: a box only ever loses to higher-scoring
+        // boxes in NMS, so cutting a low-threshold run equals running at the higher threshold.
+        let curve = |orientations: usize| -> Vec<(f32, usize, usize)> {
+            let cfg = PredictConfig {
+                score_threshold: 0.05,
+                iou_threshold: 0.3,
+                orientations,
+                ..Default::default()
+            };
+            let p = predict(&det, field.image.view(), None, &cfg, &mut |_, _| true).unwrap();
+            (5..40)
+                .map(|k| {
+                    let thr = k as f32 * 0.01;
+                    let kept: Vec<&Scored> =
+                        p.detections.iter().filter(|d| d.score >= thr).collect();
+                    let found = truth
+                        .iter()
+                        .filter(|&&t| kept.iter().any(|d| near(d, t)))
+                        .count();
+                    let spurious = kept
+                        .iter()
+                        .filter(|d| !truth.iter().any(|&t| near(d, t)))
+                        .count();
+                    (thr, found, spurious)
+                })
+                .collect()
+        };
+        let one = curve(1);
+        let (_, found_one, spurious_one) = one[10]; // threshold 0.15
+        let eight = curve(8);
+        let (thr, found_eight, spurious_eight) = *eight
+            .iter()
+            .find(|&&(_, _, sp)| sp <= spurious_one)
+            .expect("some threshold has few enough spurious detections");
+        eprintln!(
+            "{} sources; one pass at 0.15: {found_one} found, {spurious_one} spurious; \
+             8 orientations at {thr}: {found_eight} found, {spurious_eight} spurious",
+            truth.len()
+        );
+        assert!(truth.len() >= 50, "{} sources", truth.len());
+        assert!(
+            found_one as f64 >= 0.6 * truth.len() as f64,
+            "{found_one} of {}",
+            truth.len()
+        );
+        assert!(
+            found_eight >= found_one,
+            "8 orientations at {thr}: {found_eight} found, {spurious_eight} spurious; \
+             one at 0.15: {found_one} found, {spurious_one} spurious"
         );
     }
 }
