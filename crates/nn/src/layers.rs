@@ -952,10 +952,229 @@ pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
         .reshape((b, c, h * factor, w * factor))
 }
 
+/// A fully connected layer, `y = x·Wᵀ + b`, with candle-nn's parameter names and shapes
+/// (`weight` `(out, in)`, `bias` `(out)`) and initialisation, so checkpoints are the same as
+/// with [`candle_nn::Linear`].
+///
+/// On the CPU (f32/f64, 2-D input) the layer is one custom op whose backward computes exactly
+/// the products it needs and hands each gradient over once: `x.matmul(w.t())` makes candle fill
+/// a zero buffer and add the weight gradient into it twice (the second time from a transposed
+/// view), and always computes the input's gradient — for the first layer of a network, a
+/// product as large as the weight gradient that nothing uses. Elsewhere it is `Linear`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    inner: candle_nn::Linear,
+}
+
+/// A [`Dense`] layer from `in_dim` to `out_dim` features with a bias, under `vb` (as
+/// [`candle_nn::linear`]).
+pub fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Dense> {
+    Ok(Dense {
+        inner: candle_nn::linear(in_dim, out_dim, vb)?,
+    })
+}
+
+impl Dense {
+    /// The weight, `(out, in)`.
+    pub fn weight(&self) -> &Tensor {
+        self.inner.weight()
+    }
+
+    /// The bias, `(out)`.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.inner.bias()
+    }
+}
+
+impl Module for Dense {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.inner.weight();
+        let fused = x.device().is_cpu()
+            && x.rank() == 2
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+            && w.dtype() == x.dtype();
+        if !fused {
+            return self.inner.forward(x);
+        }
+        match self.inner.bias() {
+            Some(b) => x.apply_op3(w, b, DenseOp),
+            None => x.apply_op2(w, DenseOp),
+        }
+    }
+}
+
+/// `x·Wᵀ (+ b)` on the CPU: the forward is one matrix product (plus the bias added in place),
+/// the backward `dx = dy·W` (only when `x` needs it), `dW = dyᵀ·x` and `db = Σ_rows dy`.
+#[derive(Debug, Clone, Copy)]
+struct DenseOp;
+
+impl DenseOp {
+    /// `x·Wᵀ` for `x` `(m, k)` and `w` `(n, k)` in any strides.
+    fn product(
+        x: &CpuStorage,
+        lx: &Layout,
+        w: &CpuStorage,
+        lw: &Layout,
+    ) -> Result<(CpuStorage, usize, usize)> {
+        use candle_core::backend::BackendStorage;
+        let (m, k) = lx.shape().dims2()?;
+        let (n, k2) = lw.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("dense: input has {k} features, the weight expects {k2}");
+        }
+        let out = x.matmul(w, (1, m, n, k), lx, &lw.transpose(0, 1)?)?;
+        Ok((out, m, n))
+    }
+
+    /// The gradients of `x` (None when it needs none) and `w`.
+    fn input_and_weight_grads(
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Tensor)> {
+        let dx = if x.track_op() {
+            Some(grad.matmul(w)?)
+        } else {
+            None
+        };
+        let dw = grad.t()?.matmul(x)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for DenseOp {
+    fn name(&self) -> &'static str {
+        "dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        lx: &Layout,
+        w: &CpuStorage,
+        lw: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (out, m, n) = Self::product(x, lx, w, lw)?;
+        Ok((out, Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = Self::input_and_weight_grads(x, w, grad)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for DenseOp {
+    fn name(&self) -> &'static str {
+        "dense-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        lx: &Layout,
+        w: &CpuStorage,
+        lw: &Layout,
+        b: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (mut out, m, n) = Self::product(x, lx, w, lw)?;
+        fn add_rows<T: ConvElem>(out: &mut [T], bias: &[T]) {
+            for row in out.chunks_exact_mut(bias.len()) {
+                for (o, &b) in row.iter_mut().zip(bias) {
+                    *o += b;
+                }
+            }
+        }
+        match &mut out {
+            CpuStorage::F32(v) => add_rows(v, contiguous_slice::<f32>(b, lb, n)?),
+            CpuStorage::F64(v) => add_rows(v, contiguous_slice::<f64>(b, lb, n)?),
+            _ => candle_core::bail!("dense: only f32 and f64"),
+        }
+        Ok((out, Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = Self::input_and_weight_grads(x, w, grad)?;
+        Ok((dx, Some(dw), Some(grad.sum(0)?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    /// The fused layer gives candle-nn's `Linear` values and gradients (input, weight, bias),
+    /// and computes no input gradient when the input needs none.
+    #[test]
+    fn dense_matches_linear_in_values_and_gradients() {
+        let dev = Device::Cpu;
+        for bias in [true, false] {
+            let map = candle_nn::VarMap::new();
+            let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
+            let layer = if bias {
+                dense(7, 5, vb.pp("l")).unwrap()
+            } else {
+                Dense {
+                    inner: candle_nn::linear_no_bias(7, 5, vb.pp("l")).unwrap(),
+                }
+            };
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 7), &dev).unwrap()).unwrap();
+            let target = Tensor::randn(0f32, 1.0, (4, 5), &dev).unwrap();
+            let loss = |y: &Tensor| y.sub(&target).unwrap().sqr().unwrap().sum_all().unwrap();
+            let fused = layer.forward(x.as_tensor()).unwrap();
+            let plain = layer.inner.forward(x.as_tensor()).unwrap();
+            let diff = |a: &Tensor, b: &Tensor| {
+                a.sub(b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            assert!(diff(&fused, &plain) < 1e-5);
+            let (gf, gp) = (
+                loss(&fused).backward().unwrap(),
+                loss(&plain).backward().unwrap(),
+            );
+            let mut params: Vec<&Tensor> = vec![layer.weight(), x.as_tensor()];
+            params.extend(layer.bias());
+            for t in params {
+                let (a, b) = (gf.get(t).unwrap(), gp.get(t).unwrap());
+                assert!(diff(a, b) < 1e-4, "gradient differs by {}", diff(a, b));
+                assert!(
+                    a.abs()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                        > 0.0
+                );
+            }
+            // A plain tensor input (data, not a variable): no gradient is computed for it.
+            let data = x.as_tensor().detach();
+            let g = loss(&layer.forward(&data).unwrap()).backward().unwrap();
+            assert!(g.get(&data).is_none());
+            assert!(g.get(layer.weight()).is_some());
+        }
+    }
 
     #[test]
     fn im2col_conv_matches_candle_conv() {

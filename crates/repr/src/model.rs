@@ -2,8 +2,9 @@
 //! [`ModelConfig`] with the candle idiom `Autoencoder::new(&cfg, input, vb)`.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use deepsky_nn::layers::{self, Act, Conv2d, Norm, NormKind};
+use deepsky_nn::layers::{dense, Dense};
 use serde::{Deserialize, Serialize};
 
 /// Dense (fully connected) or convolutional.
@@ -89,7 +90,7 @@ impl ModelConfig {
 }
 
 struct DenseBlock {
-    linear: Linear,
+    linear: Dense,
     norm: Norm,
 }
 
@@ -104,9 +105,9 @@ enum Encoder {
 }
 
 enum Decoder {
-    Dense(Vec<DenseBlock>, Linear),
+    Dense(Vec<DenseBlock>, Dense),
     Conv {
-        from_latent: Linear,
+        from_latent: Dense,
         blocks: Vec<ConvBlock>,
         out: Conv2d,
         /// (channels, height, width) at the bottleneck.
@@ -137,8 +138,8 @@ pub struct Autoencoder {
     cfg: ModelConfig,
     input: InputShape,
     encoder: Encoder,
-    to_mu: Linear,
-    to_logvar: Option<Linear>,
+    to_mu: Dense,
+    to_logvar: Option<Dense>,
     decoder: Decoder,
 }
 
@@ -162,7 +163,7 @@ impl Autoencoder {
                 let mut din = features;
                 for (i, &w) in cfg.widths.iter().enumerate() {
                     blocks.push(DenseBlock {
-                        linear: candle_nn::linear(din, w, enc_vb.pp(format!("fc{i}")))?,
+                        linear: dense(din, w, enc_vb.pp(format!("fc{i}")))?,
                         norm: Norm::new(act_norm, w, false, enc_vb.pp(format!("norm{i}")))?,
                     });
                     din = w;
@@ -183,9 +184,9 @@ impl Autoencoder {
                 (Encoder::Conv(blocks), cin * (input[1] / f) * (input[2] / f))
             }
         };
-        let to_mu = candle_nn::linear(flat, cfg.latent, enc_vb.pp("mu"))?;
+        let to_mu = dense(flat, cfg.latent, enc_vb.pp("mu"))?;
         let to_logvar = if cfg.variational {
-            Some(candle_nn::linear(flat, cfg.latent, enc_vb.pp("logvar"))?)
+            Some(dense(flat, cfg.latent, enc_vb.pp("logvar"))?)
         } else {
             None
         };
@@ -195,19 +196,19 @@ impl Autoencoder {
                 let mut din = cfg.latent;
                 for (i, &w) in cfg.widths.iter().rev().enumerate() {
                     blocks.push(DenseBlock {
-                        linear: candle_nn::linear(din, w, dec_vb.pp(format!("fc{i}")))?,
+                        linear: dense(din, w, dec_vb.pp(format!("fc{i}")))?,
                         norm: Norm::new(act_norm, w, false, dec_vb.pp(format!("norm{i}")))?,
                     });
                     din = w;
                 }
-                let out = candle_nn::linear(din, features, dec_vb.pp("out"))?;
+                let out = dense(din, features, dec_vb.pp("out"))?;
                 Decoder::Dense(blocks, out)
             }
             ArchKind::Conv => {
                 let f = 1usize << cfg.widths.len();
                 let c_last = *cfg.widths.last().expect("checked non-empty");
                 let bottleneck = (c_last, input[1] / f, input[2] / f);
-                let from_latent = candle_nn::linear(cfg.latent, flat, dec_vb.pp("from_latent"))?;
+                let from_latent = dense(cfg.latent, flat, dec_vb.pp("from_latent"))?;
                 let mut blocks = vec![];
                 let chans: Vec<usize> = cfg.widths.iter().rev().copied().collect();
                 for i in 0..chans.len() {
