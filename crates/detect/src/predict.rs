@@ -30,7 +30,9 @@ pub struct PredictConfig {
     /// Overlap of neighbouring tiles, pixels: at least the size of the largest object that
     /// must be found whole.
     pub overlap: usize,
-    /// Tiles per forward pass.
+    /// Tiles per forward pass. On a CPU 1 is at least as fast as larger batches (a 256² tile's
+    /// activations stay in cache: 4 was 1.5× slower on a 1024² field, 8 % on a 4096² one)
+    /// and needs the least memory.
     pub batch: usize,
     /// Smallest class score reported.
     pub score_threshold: f32,
@@ -50,7 +52,7 @@ impl Default for PredictConfig {
         PredictConfig {
             tile: 256,
             overlap: 32,
-            batch: 4,
+            batch: 1,
             score_threshold: 0.25,
             iou_threshold: 0.5,
             orientations: 1,
