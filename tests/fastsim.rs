@@ -43,6 +43,20 @@ fn train(out: &std::path::Path, epochs: usize, extra: &[&str]) -> std::process::
     deepsky(&args)
 }
 
+/// `deepsky fastsim generate -c CFG -o OUT EXTRA…`
+fn generate(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "fastsim",
+        "generate",
+        "-c",
+        CFG,
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    deepsky(&args)
+}
+
 #[test]
 fn training_writes_a_model_loss_plots_and_progress_checks_and_resumes() {
     let d = tempfile::tempdir().unwrap();
@@ -91,20 +105,10 @@ fn training_writes_a_model_loss_plots_and_progress_checks_and_resumes() {
 fn bundled_generator_writes_physical_showers_in_both_layouts() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("gen");
-    ok(&deepsky(&[
-        "fastsim",
-        "generate",
-        "-c",
-        CFG,
-        "-o",
-        out.to_str().unwrap(),
-        "--energy",
-        "50",
-        "-n",
-        "500",
-        "--seed",
-        "4",
-    ]));
+    ok(&generate(
+        &out,
+        &["--energy", "50", "-n", "500", "--seed", "4"],
+    ));
     // h5py reads the CaloGAN layout; response and longitudinal profile are physical.
     let py = run_python(
         r#"
@@ -132,20 +136,17 @@ print(np.mean((cells + f['overflow'][:].sum(1)) / 50000.0), frac[1].mean(), (l[1
 
     // CaloChallenge layout: incident energies and showers in MeV.
     let out2 = d.path().join("gen_cc");
-    ok(&deepsky(&[
-        "fastsim",
-        "generate",
-        "-c",
-        CFG,
-        "-o",
-        out2.to_str().unwrap(),
-        "--energy-range",
-        "10,20",
-        "-n",
-        "50",
-        "--set",
-        "generate.layout=\"calochallenge\"",
-    ]));
+    ok(&generate(
+        &out2,
+        &[
+            "--energy-range",
+            "10,20",
+            "-n",
+            "50",
+            "--set",
+            "generate.layout=\"calochallenge\"",
+        ],
+    ));
     let py = run_python(
         r#"
 import sys, h5py, numpy as np
@@ -260,21 +261,12 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
         &["data/sky_field.fits"],
     );
     assert_fails(
-        &deepsky(&["fastsim", "generate", "-c", CFG, "-o", o, "--model", "data"]),
+        &generate(std::path::Path::new(o), &["--model", "data"]),
         2,
         &["model.json"],
     );
     assert_fails(
-        &deepsky(&[
-            "fastsim",
-            "generate",
-            "-c",
-            CFG,
-            "-o",
-            o,
-            "--particle",
-            "gamma",
-        ]),
+        &generate(std::path::Path::new(o), &["--particle", "gamma"]),
         2,
         &["gamma"],
     );
@@ -376,22 +368,19 @@ fn two_particle_types_make_the_generator_conditional_on_the_particle() {
     assert_eq!(r["training_showers"], 1150);
     // Photons from the two-particle model, written with their particle.
     let gen = d.path().join("gen");
-    ok(&deepsky(&[
-        "fastsim",
-        "generate",
-        "-c",
-        CFG,
-        "-o",
-        gen.to_str().unwrap(),
-        "--model",
-        out.join("model").to_str().unwrap(),
-        "--particle",
-        "gamma",
-        "--energy",
-        "20",
-        "-n",
-        "20",
-    ]));
+    ok(&generate(
+        &gen,
+        &[
+            "--model",
+            out.join("model").to_str().unwrap(),
+            "--particle",
+            "gamma",
+            "--energy",
+            "20",
+            "-n",
+            "20",
+        ],
+    ));
     let py = run_python(
         "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); print(f.attrs['particle'], f.attrs['particle_pdg_id'], f['layer_1'].shape[0])",
         &[gen.join("showers.h5").to_str().unwrap()],

@@ -26,7 +26,8 @@ fn conditioning() -> Conditioning {
     }
 }
 
-fn gan_with_data(seed: u64) -> ShowerGan {
+/// 96 electron showers of 5-20 GeV from the reference simulator, as training tensors.
+fn training_data() -> ShowerTensors {
     let sample = simulate_reference(
         Particle::Electron,
         EnergySpec::Uniform {
@@ -38,8 +39,12 @@ fn gan_with_data(seed: u64) -> ShowerGan {
         0.01,
     )
     .unwrap();
+    ShowerTensors::new(&[sample], &conditioning(), &Device::Cpu).unwrap()
+}
+
+fn gan_with_data(seed: u64) -> ShowerGan {
     let cond = conditioning();
-    let data = ShowerTensors::new(&[sample], &cond, &Device::Cpu).unwrap();
+    let data = training_data();
     let mut gan = ShowerGan::new(&small_model(), cond, "calogan", seed, &Device::Cpu).unwrap();
     gan.set_data(data, ShowerLossConfig::default()).unwrap();
     gan
@@ -160,18 +165,7 @@ fn resumed_training_equals_an_uninterrupted_run() {
         "{err}"
     );
     // So is another loss weight (the task's fingerprint), with the same [train] settings.
-    let sample = simulate_reference(
-        Particle::Electron,
-        EnergySpec::Uniform {
-            min: 5.0,
-            max: 20.0,
-        },
-        96,
-        11,
-        0.01,
-    )
-    .unwrap();
-    let data = ShowerTensors::new(&[sample], &conditioning(), &Device::Cpu).unwrap();
+    let data = training_data();
     let mut fourth =
         ShowerGan::new(&small_model(), conditioning(), "calogan", 4, &Device::Cpu).unwrap();
     fourth

@@ -115,6 +115,19 @@ impl GanConfig {
     }
 }
 
+/// A step whose gradient norm is not finite ends the run as diverged (0-based `epoch`): the
+/// optimiser skips such a step, and a run that kept going would only look like training.
+fn finite_gradients(norm: f64, epoch: usize) -> Result<()> {
+    if norm.is_finite() {
+        Ok(())
+    } else {
+        Err(NnError::Diverged {
+            epoch: epoch + 1,
+            loss: norm,
+        })
+    }
+}
+
 /// What the adversarial loop trains.
 pub trait GanTask {
     /// Number of real examples.
@@ -469,14 +482,7 @@ pub fn train_gan(
                     });
                 }
                 let norm = opt.critic.backward_step(&loss, cfg.lr_critic, 0.0)?;
-                if !norm.is_finite() {
-                    // The optimiser skips such a step; a run that kept going would only
-                    // look like training.
-                    return Err(NnError::Diverged {
-                        epoch: epoch + 1,
-                        loss: norm,
-                    });
-                }
+                finite_gradients(norm, epoch)?;
             }
             let (loss, extra) = task.generator_loss(&batch)?;
             let g_value = scalar(&loss)?;
@@ -490,12 +496,7 @@ pub fn train_gan(
             // backward pass are dropped.
             let grads = loss.backward()?;
             let norm = opt.generator.step_with(&grads, cfg.lr_generator, 0.0)?;
-            if !norm.is_finite() {
-                return Err(NnError::Diverged {
-                    epoch: epoch + 1,
-                    loss: norm,
-                });
-            }
+            finite_gradients(norm, epoch)?;
             ema_update(task.generator_vars(), task.ema_vars(), cfg.ema_decay)?;
             sum_d += d_value;
             sum_g += g_value;
