@@ -300,6 +300,12 @@ def total(results):
     return finish(t)
 
 
+def default_options(image=None):
+    """The command line's defaults as the options `evaluate` takes, for callers in Python."""
+    return argparse.Namespace(radius=None, fwhm_px=None, image=image, x_col=None, y_col=None,
+                              flux_col=None, fluxerr_col=None)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", nargs="+", metavar="CATALOG TRUTH")

@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import tempfile
-from types import SimpleNamespace
 
 import numpy as np
 from astropy.table import Table
@@ -38,8 +37,7 @@ def main():
     pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
     cats = [(Table.read(c), t) for c, t in pairs]
     lowest = min(float(c["score"].min()) for c, _ in cats if len(c))
-    opts = SimpleNamespace(radius=None, fwhm_px=None, image=None, x_col=None, y_col=None,
-                           flux_col=None, fluxerr_col=None)
+    opts = evaluate.default_options()
     tmp = tempfile.mkdtemp()
     for thr in np.arange(np.ceil(lowest * 200) / 200, 0.6, 0.005):
         results = []

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evaluate  # noqa: E402
@@ -37,16 +36,8 @@ def main():
     work = args[0] if args else tempfile.mkdtemp()
     deepsky = os.environ.get("DEEPSKY", "target/debug/deepsky")
     sex = shutil.which("source-extractor") or shutil.which("sex")
-    os.makedirs(os.path.join(work, "train"), exist_ok=True)
-    fields = []
-    for s in SEEDS:
-        img = os.path.join(work, "train", f"train_{s}.fits")
-        if not os.path.exists(img):
-            subprocess.run([deepsky, "-q", "simulate", "sky", "-c", "pipelines/configs/sky.toml",
-                            "--seed", str(s), "-o", img], check=True, stderr=subprocess.DEVNULL)
-        fields.append((img, img[:-5] + "_truth.fits"))
-    opts = SimpleNamespace(radius=None, fwhm_px=None, image=None, x_col=None, y_col=None,
-                           flux_col=None, fluxerr_col=None)
+    fields = training_fields(work, deepsky)
+    opts = evaluate.default_options()
     keys = list(GRID)
     rows = []
     for values in itertools.product(*GRID.values()):
@@ -64,13 +55,33 @@ def main():
         t = evaluate.total(results)
         rows.append((values, t["completeness_snr3_10"], t["purity"], t["purity_sources"],
                      t["completeness"], t["n_detections"]))
+    report(keys, rows, len(fields))
+
+
+def training_fields(work, deepsky):
+    """The training fields (image, truth) in WORK/train, simulated when missing."""
+    os.makedirs(os.path.join(work, "train"), exist_ok=True)
+    fields = []
+    for s in SEEDS:
+        img = os.path.join(work, "train", f"train_{s}.fits")
+        if not os.path.exists(img):
+            subprocess.run([deepsky, "-q", "simulate", "sky", "-c", "pipelines/configs/sky.toml",
+                            "--seed", str(s), "-o", img], check=True, stderr=subprocess.DEVNULL)
+        fields.append((img, img[:-5] + "_truth.fits"))
+    return fields
+
+
+def report(keys, rows, n_fields):
+    """Sort the settings by the rule (purity >= MIN_PURITY first, then completeness at S/N
+    3-10, then purity), print them as TSV and the winner. Each row is (values, completeness
+    3-10, purity, purity of sources, completeness, detections)."""
     rows.sort(key=lambda r: (r[2] >= MIN_PURITY, r[1], r[2]), reverse=True)
     print("\t".join(keys + ["compl_snr3_10", "purity", "purity_sources", "compl_all", "n_det"]))
     for values, c, p, ps, ca, n in rows:
         print("\t".join([str(v) for v in values] + [f"{c:.4f}", f"{p:.4f}", f"{ps:.4f}", f"{ca:.4f}", str(n)]))
     best = rows[0]
     print(f"# best with purity >= {MIN_PURITY}: " + " ".join(f"{k} {v}" for k, v in zip(keys, best[0]))
-          + f" -> completeness(3-10) {best[1]:.3f}, purity {best[2]:.3f} ({len(fields)} training fields)")
+          + f" -> completeness(3-10) {best[1]:.3f}, purity {best[2]:.3f} ({n_fields} training fields)")
 
 
 if __name__ == "__main__":

@@ -22,34 +22,24 @@ import os
 import subprocess
 import sys
 import tempfile
-from types import SimpleNamespace
 
 import numpy as np
 from astropy.table import Table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evaluate  # noqa: E402
+import tune  # noqa: E402  (the same fields and the same rule as SExtractor's tuning)
 
-SEEDS = range(1001, 1009)
 IOU = [0.3, 0.45]
 ORIENTATIONS = [1, 4, 8]
 SCORE = [round(s, 3) for s in np.arange(0.04, 0.301, 0.01)]
-MIN_PURITY = 0.90
 
 
 def main():
     work = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
     deepsky = os.environ.get("DEEPSKY", "target/debug/deepsky")
-    os.makedirs(os.path.join(work, "train"), exist_ok=True)
-    fields = []
-    for s in SEEDS:
-        img = os.path.join(work, "train", f"train_{s}.fits")
-        if not os.path.exists(img):
-            subprocess.run([deepsky, "-q", "simulate", "sky", "-c", "pipelines/configs/sky.toml",
-                            "--seed", str(s), "-o", img], check=True, stderr=subprocess.DEVNULL)
-        fields.append((img, img[:-5] + "_truth.fits"))
-    opts = SimpleNamespace(radius=None, fwhm_px=None, image=None, x_col=None, y_col=None,
-                           flux_col=None, fluxerr_col=None)
+    fields = tune.training_fields(work, deepsky)
+    opts = evaluate.default_options()
     rows = []
     for orient, iou in itertools.product(ORIENTATIONS, IOU):
         cats = []
@@ -71,14 +61,7 @@ def main():
             t = evaluate.total(results)
             rows.append(((score, iou, orient), t["completeness_snr3_10"], t["purity"], t["purity_sources"],
                          t["completeness"], t["n_detections"]))
-    rows.sort(key=lambda r: (r[2] >= MIN_PURITY, r[1], r[2]), reverse=True)
-    keys = ["score_threshold", "iou_threshold", "orientations"]
-    print("\t".join(keys + ["compl_snr3_10", "purity", "purity_sources", "compl_all", "n_det"]))
-    for values, c, p, ps, ca, n in rows:
-        print("\t".join([str(v) for v in values] + [f"{c:.4f}", f"{p:.4f}", f"{ps:.4f}", f"{ca:.4f}", str(n)]))
-    best = rows[0]
-    print(f"# best with purity >= {MIN_PURITY}: " + " ".join(f"{k} {v}" for k, v in zip(keys, best[0]))
-          + f" -> completeness(3-10) {best[1]:.3f}, purity {best[2]:.3f} ({len(fields)} training fields)")
+    tune.report(["score_threshold", "iou_threshold", "orientations"], rows, len(fields))
 
 
 if __name__ == "__main__":
