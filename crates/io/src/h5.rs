@@ -584,7 +584,8 @@ struct CompoundLayout {
 
 impl Drop for CompoundLayout {
     fn drop(&mut self) {
-        unsafe { hdf5_sys::h5t::H5Tclose(self.mem_type) };
+        // SAFETY: we own mem_type; closed under the hdf5 crate's lock like every raw call.
+        hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tclose(self.mem_type) });
     }
 }
 
@@ -592,8 +593,10 @@ impl CompoundLayout {
     /// None if the dataset is not compound; Err names an unsupported field.
     fn of(ds: &Dataset) -> Option<std::result::Result<CompoundLayout, String>> {
         use hdf5_sys::h5t::*;
-        // SAFETY: plain HDF5 C calls on ids we own and close below.
-        unsafe {
+        // SAFETY: plain HDF5 C calls on ids we own and close below. The HDF5 library is
+        // not thread-safe: every raw call holds the hdf5 crate's global (reentrant) lock,
+        // as the crate's own calls do, or concurrent readers corrupt its id table.
+        hdf5::sync::sync(|| unsafe {
             let ftype = hdf5_sys::h5d::H5Dget_type(ds.id());
             if ftype < 0 {
                 return None;
@@ -605,7 +608,7 @@ impl CompoundLayout {
             let result = Self::build(ftype);
             H5Tclose(ftype);
             Some(result)
-        }
+        })
     }
 
     unsafe fn build(ftype: hdf5_sys::h5i::hid_t) -> std::result::Result<CompoundLayout, String> {
@@ -715,7 +718,7 @@ impl CompoundLayout {
             return Ok(buf);
         }
         // SAFETY: buf holds size × record bytes of mem_type, which H5Dread fills.
-        let st = unsafe {
+        let st = hdf5::sync::sync(|| unsafe {
             hdf5_sys::h5d::H5Dread(
                 ds.id(),
                 self.mem_type,
@@ -724,7 +727,7 @@ impl CompoundLayout {
                 hdf5_sys::h5p::H5P_DEFAULT,
                 buf.as_mut_ptr() as *mut c_void,
             )
-        };
+        });
         if st < 0 {
             return Err("H5Dread failed".into());
         }
@@ -746,7 +749,7 @@ fn read_raw_bytes(ds: &Dataset, mem: &TypeDescriptor) -> hdf5::Result<Vec<u8>> {
         return Ok(buf);
     }
     // SAFETY: buf holds size × element bytes of the memory type, which H5Dread fills.
-    let status = unsafe {
+    let status = hdf5::sync::sync(|| unsafe {
         hdf5_sys::h5d::H5Dread(
             ds.id(),
             mem_type.id(),
@@ -755,7 +758,7 @@ fn read_raw_bytes(ds: &Dataset, mem: &TypeDescriptor) -> hdf5::Result<Vec<u8>> {
             hdf5_sys::h5p::H5P_DEFAULT,
             buf.as_mut_ptr() as *mut c_void,
         )
-    };
+    });
     if status < 0 {
         return Err(hdf5::Error::Internal("H5Dread failed".into()));
     }
@@ -806,9 +809,10 @@ fn read_attrs(loc: &Location, path: &Path) -> Result<Vec<(String, AttrValue)>> {
                 let mem_type = Datatype::from_descriptor(&desc).ok();
                 mem_type.and_then(|t| {
                     let mut buf = vec![0u8; n * a.size().max(1)];
-                    let st = unsafe {
+                    // SAFETY: buf holds n bytes per element of the fixed string type.
+                    let st = hdf5::sync::sync(|| unsafe {
                         hdf5_sys::h5a::H5Aread(a.id(), t.id(), buf.as_mut_ptr() as *mut c_void)
-                    };
+                    });
                     (st >= 0).then(|| AttrValue::Str(fixed_str(&buf[..*n])))
                 })
             }

@@ -582,3 +582,40 @@ fn calogan_and_calochallenge_layouts_round_trip_through_h5py() {
     );
     assert_eq!(out.trim(), want);
 }
+
+/// The HDF5 library is not thread-safe: every call, our raw C calls included, must hold
+/// the hdf5 crate's lock. Unlocked compound reads beside write-then-read cycles on other
+/// files once left a written file open ("unable to lock file") in CI.
+#[test]
+fn hdf5_compound_reads_beside_writes_on_other_threads() {
+    let src = common::external().join("hdf5/smpl_compound_chunked.h5");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3;
+    let showers = CaloGanShowers {
+        layer_0: Array3::from_shape_fn((n, 3, 96), |(i, j, k)| (i + j + k) as f32),
+        layer_1: Array3::from_shape_fn((n, 12, 12), |(i, j, k)| (i * j + k) as f32),
+        layer_2: Array3::from_shape_fn((n, 12, 6), |(i, _, k)| (i + k) as f32),
+        energy: Array2::from_shape_fn((n, 1), |(i, _)| 10.0 + i as f32),
+        overflow: Array2::zeros((n, 3)),
+    };
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..400 {
+                    let df = H5Reader::open(&src)
+                        .unwrap()
+                        .read_table("/CompoundChunked")
+                        .unwrap();
+                    assert_eq!(df.height(), 6);
+                }
+            });
+        }
+        s.spawn(|| {
+            for i in 0..150 {
+                let p = dir.path().join(format!("showers{i}.h5"));
+                showers.write(&p, &[]).unwrap();
+                assert_eq!(CaloGanShowers::read(&p).unwrap(), showers);
+            }
+        });
+    });
+}
