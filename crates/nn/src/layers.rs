@@ -5,8 +5,9 @@ use candle_core::{
     Shape, Storage, Tensor, Var,
 };
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+mod conv_cpu;
 
 /// Activation function, by name in configs.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -173,36 +174,26 @@ impl Module for Conv2d {
         if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) {
             return self.forward_taps(x);
         }
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (ho, wo) = (self.out_size(h), self.out_size(w));
         let geom = ConvGeom {
             b,
             c,
             h,
             w,
-            k,
-            s,
-            p,
-            ho,
-            wo,
+            k: self.kernel,
+            s: self.stride,
+            p: self.padding,
+            ho: self.out_size(h),
+            wo: self.out_size(w),
         };
-        // cols: (c·k·k, b·ho·wo), rows in the column order of weight.reshape(cout, c·k·k), the
-        // batch folded into the columns: one matrix product for the whole batch, forward and
-        // backward. Its backward (col2im) accumulates each tap straight into the input gradient.
-        let cols = x.contiguous()?.apply_op1(Im2Col(geom))?;
-        let wmat = self.weight.reshape((self.cout, c * k * k))?;
-        // (cout, b·ho·wo) → (b, cout, ho, wo), adding the bias on the way.
-        let ym = wmat.matmul(&cols)?;
-        let to_nchw = ToNchw {
-            b,
-            c: self.cout,
-            hw: ho * wo,
+        let op = conv_cpu::ConvOp {
+            geom,
+            cout: self.cout,
         };
-        let y = match &self.bias {
-            Some(bias) => ym.apply_op2(&bias.contiguous()?, to_nchw)?,
-            None => ym.apply_op1(to_nchw)?,
-        };
-        y.reshape((b, self.cout, ho, wo))
+        let x = x.contiguous()?;
+        match &self.bias {
+            Some(bias) => x.apply_op3(&self.weight, bias, op),
+            None => x.apply_op2(&self.weight, op),
+        }
     }
 }
 
@@ -279,9 +270,6 @@ impl ConvGeom {
     fn rows(&self) -> usize {
         self.c * self.k * self.k
     }
-    fn cols(&self) -> usize {
-        self.b * self.ho * self.wo
-    }
     /// The output positions `o` (along an axis of `n` input pixels and `out` outputs) whose tap
     /// `d` falls inside the input: `o·s + d - p` in `[0, n)`.
     fn valid(&self, d: usize, n: usize, out: usize) -> std::ops::Range<usize> {
@@ -334,74 +322,6 @@ impl ConvElem for f64 {
     }
 }
 
-/// im2col: `(b, c, h, w)` → `(c·k·k, b·ho·wo)`, row `(ci·k + di)·k + dj`, column
-/// `(bi·ho + oy)·wo + ox`, holding `x[bi, ci, oy·s + di - p, ox·s + dj - p]` (0 outside).
-/// Each row is written by one task, so the result does not depend on the thread count.
-fn im2col<T: ConvElem>(x: &[T], g: &ConvGeom) -> Vec<T> {
-    let (hw, howo) = (g.h * g.w, g.ho * g.wo);
-    let mut out = vec![T::zero(); g.rows() * g.cols()];
-    out.par_chunks_mut(g.cols())
-        .enumerate()
-        .for_each(|(row, dst)| {
-            let (ci, di, dj) = (row / (g.k * g.k), row / g.k % g.k, row % g.k);
-            let ys = g.valid(di, g.h, g.ho);
-            let xs = g.valid(dj, g.w, g.wo);
-            for bi in 0..g.b {
-                let src = &x[(bi * g.c + ci) * hw..][..hw];
-                let dst = &mut dst[bi * howo..][..howo];
-                for oy in ys.clone() {
-                    let iy = oy * g.s + di - g.p;
-                    let srow = &src[iy * g.w..][..g.w];
-                    let drow = &mut dst[oy * g.wo..][..g.wo];
-                    if g.s == 1 {
-                        let ix0 = xs.start + dj - g.p;
-                        drow[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]);
-                    } else {
-                        for ox in xs.clone() {
-                            drow[ox] = srow[ox * g.s + dj - g.p];
-                        }
-                    }
-                }
-            }
-        });
-    out
-}
-
-/// col2im, the adjoint of [`im2col`]: `(c·k·k, b·ho·wo)` → `(b, c, h, w)`, each column value
-/// added to the input pixel it was taken from. One task per (example, channel) plane, taps in
-/// a fixed order, so the sums do not depend on the thread count.
-fn col2im<T: ConvElem>(cols: &[T], g: &ConvGeom) -> Vec<T> {
-    let (hw, howo, ncols) = (g.h * g.w, g.ho * g.wo, g.cols());
-    let mut out = vec![T::zero(); g.b * g.c * hw];
-    out.par_chunks_mut(hw).enumerate().for_each(|(plane, dst)| {
-        let (bi, ci) = (plane / g.c, plane % g.c);
-        for di in 0..g.k {
-            let ys = g.valid(di, g.h, g.ho);
-            for dj in 0..g.k {
-                let xs = g.valid(dj, g.w, g.wo);
-                let row = (ci * g.k + di) * g.k + dj;
-                let src = &cols[row * ncols + bi * howo..][..howo];
-                for oy in ys.clone() {
-                    let iy = oy * g.s + di - g.p;
-                    let drow = &mut dst[iy * g.w..][..g.w];
-                    let srow = &src[oy * g.wo..][..g.wo];
-                    if g.s == 1 {
-                        let ix0 = xs.start + dj - g.p;
-                        for (d, &v) in drow[ix0..ix0 + xs.len()].iter_mut().zip(&srow[xs.clone()]) {
-                            *d += v;
-                        }
-                    } else {
-                        for ox in xs.clone() {
-                            drow[ox * g.s + dj - g.p] += srow[ox];
-                        }
-                    }
-                }
-            }
-        }
-    });
-    out
-}
-
 fn contiguous_slice<'a, T: ConvElem>(s: &'a CpuStorage, l: &Layout, n: usize) -> Result<&'a [T]> {
     let Some(v) = T::slice(s) else {
         candle_core::bail!("conv2d: unexpected dtype")
@@ -409,54 +329,6 @@ fn contiguous_slice<'a, T: ConvElem>(s: &'a CpuStorage, l: &Layout, n: usize) ->
     match l.contiguous_offsets() {
         Some((a, b)) if b - a == n => Ok(&v[a..b]),
         _ => candle_core::bail!("conv2d: expected a contiguous tensor of {n} elements"),
-    }
-}
-
-/// The im2col op (CPU): its backward is [`Col2Im`].
-struct Im2Col(ConvGeom);
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let n = g.b * g.c * g.h * g.w;
-        let out = match s {
-            CpuStorage::F32(_) => f32::wrap(im2col(contiguous_slice::<f32>(s, l, n)?, g)),
-            CpuStorage::F64(_) => f64::wrap(im2col(contiguous_slice::<f64>(s, l, n)?, g)),
-            _ => candle_core::bail!("im2col: only f32 and f64"),
-        };
-        Ok((out, Shape::from((g.rows(), g.cols()))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
-    }
-}
-
-/// The col2im op (CPU): the adjoint of [`Im2Col`], whose backward is im2col again.
-struct Col2Im(ConvGeom);
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "col2im"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let n = g.rows() * g.cols();
-        let out = match s {
-            CpuStorage::F32(_) => f32::wrap(col2im(contiguous_slice::<f32>(s, l, n)?, g)),
-            CpuStorage::F64(_) => f64::wrap(col2im(contiguous_slice::<f64>(s, l, n)?, g)),
-            _ => candle_core::bail!("col2im: only f32 and f64"),
-        };
-        Ok((out, Shape::from((g.b, g.c, g.h, g.w))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
     }
 }
 
@@ -698,138 +570,6 @@ impl CustomOp3 for BatchNormTrain {
             _ => candle_core::bail!("batch-norm-train: only f32 and f64"),
         };
         Ok((Some(dx), Some(dw), Some(db)))
-    }
-}
-
-/// `(c, b·hw)` → `(b, c, hw)`, plus a per-channel bias when given as second operand (CPU).
-/// Backward: the transposed copy back, and the bias gradient as per-channel sums.
-#[derive(Debug, Clone, Copy)]
-struct ToNchw {
-    b: usize,
-    c: usize,
-    hw: usize,
-}
-
-impl ToNchw {
-    fn forward<T: ConvElem>(&self, m: &[T], bias: Option<&[T]>) -> Vec<T> {
-        let (b, c, hw) = (self.b, self.c, self.hw);
-        let mut out = Vec::with_capacity(b * c * hw);
-        for bi in 0..b {
-            for ci in 0..c {
-                let src = &m[ci * b * hw + bi * hw..][..hw];
-                match bias {
-                    Some(bias) => out.extend(src.iter().map(|&v| v + bias[ci])),
-                    None => out.extend_from_slice(src),
-                }
-            }
-        }
-        out
-    }
-
-    /// The gradient of the matrix, and of the bias (sums in f64, in a fixed order).
-    fn backward<T: ConvElem>(&self, dy: &[T]) -> (Vec<T>, Vec<T>) {
-        let (b, c, hw) = (self.b, self.c, self.hw);
-        let mut dm = Vec::with_capacity(b * c * hw);
-        let mut db = vec![0f64; c];
-        for (ci, acc) in db.iter_mut().enumerate() {
-            for bi in 0..b {
-                let src = &dy[(bi * c + ci) * hw..][..hw];
-                dm.extend_from_slice(src);
-                *acc += src.iter().map(|v| v.to_f64()).sum::<f64>();
-            }
-        }
-        (dm, db.into_iter().map(T::from_f64).collect())
-    }
-
-    fn fwd_storage(
-        &self,
-        s: &CpuStorage,
-        l: &Layout,
-        bias: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
-        let n = self.b * self.c * self.hw;
-        let out = match s {
-            CpuStorage::F32(_) => f32::wrap(
-                self.forward(
-                    contiguous_slice::<f32>(s, l, n)?,
-                    bias.map(|(s, l)| contiguous_slice::<f32>(s, l, self.c))
-                        .transpose()?,
-                ),
-            ),
-            CpuStorage::F64(_) => f64::wrap(
-                self.forward(
-                    contiguous_slice::<f64>(s, l, n)?,
-                    bias.map(|(s, l)| contiguous_slice::<f64>(s, l, self.c))
-                        .transpose()?,
-                ),
-            ),
-            _ => candle_core::bail!("to-nchw: only f32 and f64"),
-        };
-        Ok((out, Shape::from((self.b, self.c, self.hw))))
-    }
-
-    fn bwd_tensors(&self, dy: &Tensor) -> Result<(Tensor, Tensor)> {
-        let dy = dy.contiguous()?;
-        let n = self.b * self.c * self.hw;
-        let (s, l) = dy.storage_and_layout();
-        let Storage::Cpu(s) = &*s else {
-            candle_core::bail!("to-nchw: CPU only")
-        };
-        let shape = (self.c, self.b * self.hw);
-        Ok(match s {
-            CpuStorage::F32(_) => {
-                let (dm, db) = self.backward(contiguous_slice::<f32>(s, l, n)?);
-                (
-                    Tensor::from_vec(dm, shape, &Device::Cpu)?,
-                    Tensor::from_vec(db, self.c, &Device::Cpu)?,
-                )
-            }
-            CpuStorage::F64(_) => {
-                let (dm, db) = self.backward(contiguous_slice::<f64>(s, l, n)?);
-                (
-                    Tensor::from_vec(dm, shape, &Device::Cpu)?,
-                    Tensor::from_vec(db, self.c, &Device::Cpu)?,
-                )
-            }
-            _ => candle_core::bail!("to-nchw: only f32 and f64"),
-        })
-    }
-}
-
-impl CustomOp1 for ToNchw {
-    fn name(&self) -> &'static str {
-        "to-nchw"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.fwd_storage(s, l, None)
-    }
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(self.bwd_tensors(grad)?.0))
-    }
-}
-
-impl CustomOp2 for ToNchw {
-    fn name(&self) -> &'static str {
-        "to-nchw-bias"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd_storage(s1, l1, Some((s2, l2)))
-    }
-    fn bwd(
-        &self,
-        _arg1: &Tensor,
-        _arg2: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dm, db) = self.bwd_tensors(grad)?;
-        Ok((Some(dm), Some(db)))
     }
 }
 
@@ -1243,6 +983,63 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    /// The CPU convolution gives bit-identical outputs and gradients whatever the thread
+    /// count: with more examples than threads (examples split over threads) and fewer (one
+    /// example at a time, threaded products), for 3×3 (stride 1 and 2), 1×1 and no-bias
+    /// layers, in f32 and f64.
+    #[test]
+    fn conv_results_do_not_depend_on_thread_count() {
+        let dev = Device::Cpu;
+        for dtype in [DType::F32, DType::F64] {
+            for (cin, cout, k, s, p, bias) in [
+                (3, 5, 3, 1, 1, true),
+                (3, 4, 3, 2, 1, false),
+                (4, 2, 1, 1, 0, true),
+            ] {
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    pool.install(|| {
+                        let vars = crate::init::SeededVarMap::new(11);
+                        let vb = vars.builder(&dev).set_dtype(dtype);
+                        let conv = if bias {
+                            conv2d(cin, cout, k, s, p, vb).unwrap()
+                        } else {
+                            conv2d_no_bias(cin, cout, k, s, p, vb).unwrap()
+                        };
+                        let x = Var::from_tensor(
+                            &Tensor::arange(0f32, (3 * cin * 9 * 7) as f32, &dev)
+                                .unwrap()
+                                .reshape((3, cin, 9, 7))
+                                .unwrap()
+                                .sin()
+                                .unwrap()
+                                .to_dtype(dtype)
+                                .unwrap(),
+                        )
+                        .unwrap();
+                        let y = conv.forward(x.as_tensor()).unwrap();
+                        let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                        let mut out = vec![y.flatten_all().unwrap()];
+                        out.push(g.get(x.as_tensor()).unwrap().flatten_all().unwrap());
+                        out.push(g.get(&conv.weight).unwrap().flatten_all().unwrap());
+                        out.extend(conv.bias.as_ref().map(|b| g.get(b).unwrap().clone()));
+                        out.into_iter()
+                            .map(|t| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                };
+                let one = run(1);
+                assert!(one[1].iter().any(|v| *v != 0.0));
+                for threads in [2, 4] {
+                    assert_eq!(run(threads), one, "{dtype:?} k{k} s{s}, {threads} threads");
+                }
+            }
+        }
     }
 
     /// Gradients of the input, weight and bias through the im2col op (CPU) and through the
