@@ -15,7 +15,7 @@
 
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use deepsky_nn::layers::{conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
+use deepsky_nn::layers::{self, conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use serde::{Deserialize, Serialize};
 
 /// Model size: channel widths of the four backbone stages.
@@ -93,7 +93,7 @@ impl ConvBn {
         })
     }
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        candle_nn::ops::silu(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
+        layers::silu(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
     }
 }
 
