@@ -74,8 +74,30 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
         let src = &x[ci * hw..][..hw];
         let ys = g.valid(di, g.h, g.ho);
         let xs = g.valid(dj, g.w, g.wo);
-        d[..ys.start * g.wo].fill(T::zero());
-        d[ys.end * g.wo..].fill(T::zero());
+        let (lo, hi) = (ys.start * g.wo, ys.end * g.wo);
+        d[..lo].fill(T::zero());
+        d[hi..].fill(T::zero());
+        if g.s == 1 && g.w == g.wo {
+            // Stride 1, output as wide as the input: over the valid rows the patch row is
+            // the plane shifted by one offset, so one copy does it; the taps that wrapped
+            // into a neighbouring row (columns outside `xs`) are zeroed after.
+            let shift = (di * g.w + dj) as isize - (g.p * g.w + g.p) as isize;
+            let from = (lo as isize + shift).max(0);
+            let to = (hi as isize + shift).min(hw as isize);
+            let a = (from - shift).clamp(lo as isize, hi as isize) as usize;
+            let b = (to - shift).clamp(a as isize, hi as isize) as usize;
+            d[lo..a].fill(T::zero());
+            d[a..b].copy_from_slice(&src[from as usize..from as usize + (b - a)]);
+            d[b..hi].fill(T::zero());
+            if xs.start > 0 || xs.end < g.wo {
+                for oy in ys {
+                    let drow = &mut d[oy * g.wo..][..g.wo];
+                    drow[..xs.start].fill(T::zero());
+                    drow[xs.end..].fill(T::zero());
+                }
+            }
+            return;
+        }
         for oy in ys {
             let srow = &src[(oy * g.s + di - g.p) * g.w..][..g.w];
             let drow = &mut d[oy * g.wo..][..g.wo];
