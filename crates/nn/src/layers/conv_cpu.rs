@@ -89,11 +89,10 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
             d[lo..a].fill(T::zero());
             d[a..b].copy_from_slice(&src[from as usize..from as usize + (b - a)]);
             d[b..hi].fill(T::zero());
-            if xs.start > 0 || xs.end < g.wo {
-                for oy in ys {
-                    let drow = &mut d[oy * g.wo..][..g.wo];
-                    drow[..xs.start].fill(T::zero());
-                    drow[xs.end..].fill(T::zero());
+            // Column by column down the rows (a column or two: per-row fills were calls).
+            for ox in (0..xs.start).chain(xs.end..g.wo) {
+                for v in d[lo + ox..hi].iter_mut().step_by(g.wo) {
+                    *v = T::zero();
                 }
             }
             return;
@@ -103,13 +102,12 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
             let drow = &mut d[oy * g.wo..][..g.wo];
             drow[..xs.start].fill(T::zero());
             drow[xs.end..].fill(T::zero());
-            if g.s == 1 {
-                let ix0 = xs.start + dj - g.p;
-                drow[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]);
-            } else {
-                for ox in xs.clone() {
-                    drow[ox] = srow[ox * g.s + dj - g.p];
-                }
+            if xs.is_empty() {
+                continue;
+            }
+            let taps = srow[xs.start * g.s + dj - g.p..].iter().step_by(g.s);
+            for (d, &v) in drow[xs.clone()].iter_mut().zip(taps) {
+                *d = v;
             }
         }
     };
