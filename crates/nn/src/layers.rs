@@ -94,11 +94,10 @@ impl Norm {
 /// candle's own `conv2d` is fine forward, but its backward pass for the input gradient runs a
 /// direct (unblocked) transposed convolution on the CPU, which made a small convolutional
 /// autoencoder (widths 16/32/64 on 32×32 stamps, batch 32) train at 0.4 steps/s on 2 cores.
-/// Here, on the CPU, a custom op gathers the patches of the whole batch into one
-/// `(c·k·k, batch·ho·wo)` matrix (im2col) that is multiplied with the weights in one matrix
-/// product; the op's backward (col2im) adds each patch gradient straight into the input
-/// gradient in one pass. Other devices gather the taps with `narrow` and `stack` (whose
-/// backward adds k·k zero-padded input-sized gradients). Parameter names and shapes (`weight`
+/// Here, on the CPU (f32/f64), the whole layer is one custom op (see `conv_cpu`): per
+/// example, the patches (im2col) in a scratch buffer and one gemm call, forward and backward,
+/// each gradient handed to candle once. Other devices gather the taps with `narrow` and
+/// `stack` (whose backward adds k·k zero-padded input-sized gradients). Parameter names and shapes (`weight`
 /// as `(out, in, k, k)`, `bias`) and initialisation are those of `candle_nn::conv2d`, so the
 /// layers are interchangeable in checkpoints.
 #[derive(Debug, Clone)]
