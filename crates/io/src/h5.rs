@@ -889,7 +889,15 @@ impl H5Writer {
     pub fn create(path: impl AsRef<Path>) -> Result<H5Writer> {
         let out = AtomicPath::new(path.as_ref())?;
         let target = out.target().to_path_buf();
-        let file = File::create(out.temp_path())
+        // No HDF5 file lock: the file has a temporary name nobody else knows until it is
+        // closed and renamed, so the lock protects nothing, while HDF5 opens it without
+        // close-on-exec: a child process started by any thread (a test's Python, sbatch)
+        // inherits the descriptor and with it the exclusive lock, and then every reader of
+        // the finished file, ours or h5py, fails with "unable to lock file" until that child
+        // exits.
+        let file = File::with_options()
+            .with_fapl(|fapl| fapl.file_locking(false))
+            .create(out.temp_path())
             .map_err(|e| h5err(&target, "cannot create HDF5 file", e))?;
         Ok(H5Writer {
             file: Some(file),

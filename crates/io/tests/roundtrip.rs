@@ -584,8 +584,7 @@ fn calogan_and_calochallenge_layouts_round_trip_through_h5py() {
 }
 
 /// The HDF5 library is not thread-safe: every call, our raw C calls included, must hold
-/// the hdf5 crate's lock. Unlocked compound reads beside write-then-read cycles on other
-/// files once left a written file open ("unable to lock file") in CI.
+/// the hdf5 crate's lock (without it, this crashed with SIGBUS).
 #[test]
 fn hdf5_compound_reads_beside_writes_on_other_threads() {
     let src = common::external().join("hdf5/smpl_compound_chunked.h5");
@@ -618,4 +617,39 @@ fn hdf5_compound_reads_beside_writes_on_other_threads() {
             }
         });
     });
+}
+
+/// A child process started while an HDF5 file is being written (a test's Python, sbatch)
+/// inherits the open descriptor; it must not keep readers, ours or h5py, out of the finished
+/// file (HDF5's exclusive lock used to travel with the descriptor: "unable to lock file").
+#[test]
+fn hdf5_file_is_readable_while_a_child_started_during_its_write_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("written.h5");
+    let data = NdData::F32(ArrayD::from_shape_fn(IxDyn(&[4, 5]), |i| {
+        (i[0] * 5 + i[1]) as f32
+    }));
+    let w = H5Writer::create(&p).unwrap();
+    w.write("/a", &data, &WriteOptions::default()).unwrap();
+    /// Stops the child however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Running(
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap(),
+    );
+    w.finish().unwrap();
+    assert_eq!(H5Reader::open(&p).unwrap().read("/a").unwrap(), data);
+    let theirs = common::run_python(
+        "import sys, h5py\nwith h5py.File(sys.argv[1], 'r') as f:\n    print(float(f['a'][()].sum()))\n",
+        &[p.to_str().unwrap()],
+    );
+    assert_eq!(theirs.trim(), "190.0");
 }
