@@ -296,14 +296,16 @@ impl ConvOp {
         dx
     }
 
-    /// `dx` (when wanted), `dW` and `db` for the output gradient `dy`.
+    /// `dx` (when wanted), `dW`, and `db` (when the layer has a bias) for the output
+    /// gradient `dy`.
     fn backward<T: ConvElem>(
         &self,
         x: &[T],
         w: &[T],
         dy: &[T],
         want_dx: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        want_db: bool,
+    ) -> (Option<Vec<T>>, Vec<T>, Option<Vec<T>>) {
         let g = &self.geom;
         let (rows, howo, chw) = (g.rows(), g.ho * g.wo, g.c * g.h * g.w);
         let cout = self.cout;
@@ -332,8 +334,10 @@ impl ConvOp {
             let pm = (patches, howo as isize, 1);
             let dt = (dyb, 1, howo as isize);
             gemm_into(rows, cout, howo, dw, false, pm, dt, gpar);
-            for (d, row) in db.iter_mut().zip(dyb.chunks_exact(howo)) {
-                *d = T::from_f64(row.iter().map(|v| v.to_f64()).sum::<f64>());
+            if want_db {
+                for (d, row) in db.iter_mut().zip(dyb.chunks_exact(howo)) {
+                    *d = T::from_f64(row.iter().map(|v| v.to_f64()).sum::<f64>());
+                }
             }
         });
         let mut total = vec![T::zero(); per];
@@ -350,7 +354,7 @@ impl ConvOp {
                 dw[o * rows + r] = v;
             }
         }
-        (dx, dw, db)
+        (dx, dw, want_db.then_some(db))
     }
 
     fn fwd_storage(
@@ -385,13 +389,15 @@ impl ConvOp {
         Ok((out, Shape::from((g.b, self.cout, g.ho, g.wo))))
     }
 
-    /// The gradients as tensors: `(dx or None, dW (cout, c, k, k), db (cout))`.
+    /// The gradients as tensors: `(dx or None, dW (cout, c, k, k), db (cout) or None)`; `db`
+    /// only when `want_db` (a layer with a bias).
     fn bwd_tensors(
         &self,
         x: &Tensor,
         w: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        want_db: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let g = &self.geom;
         let (x, w, dy) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
         let want_dx = x.track_op();
@@ -417,27 +423,29 @@ impl ConvOp {
             (sx, lx, nx): (&CpuStorage, &Layout, usize),
             (sw, lw, nw): (&CpuStorage, &Layout, usize),
             (sd, ld, ny): (&CpuStorage, &Layout, usize),
-            want_dx: bool,
+            (want_dx, want_db): (bool, bool),
             dev: &Device,
-        ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
             let g = &op.geom;
             let (dx, dw, db) = op.backward(
                 contiguous_slice::<T>(sx, lx, nx)?,
                 contiguous_slice::<T>(sw, lw, nw)?,
                 contiguous_slice::<T>(sd, ld, ny)?,
                 want_dx,
+                want_db,
             );
             Ok((
                 dx.map(|v| Tensor::from_vec(v, (g.b, g.c, g.h, g.w), dev))
                     .transpose()?,
                 Tensor::from_vec(dw, (op.cout, g.c, g.k, g.k), dev)?,
-                Tensor::from_vec(db, op.cout, dev)?,
+                db.map(|v| Tensor::from_vec(v, op.cout, dev)).transpose()?,
             ))
         }
         let args = ((sx, lx, nx), (sw, lw, nw), (sd, ld, ny));
+        let wants = (want_dx, want_db);
         match sx {
-            CpuStorage::F32(_) => run::<f32>(self, args.0, args.1, args.2, want_dx, &dev),
-            CpuStorage::F64(_) => run::<f64>(self, args.0, args.1, args.2, want_dx, &dev),
+            CpuStorage::F32(_) => run::<f32>(self, args.0, args.1, args.2, wants, &dev),
+            CpuStorage::F64(_) => run::<f64>(self, args.0, args.1, args.2, wants, &dev),
             _ => candle_core::bail!("conv2d: only f32 and f64"),
         }
     }
@@ -465,7 +473,7 @@ impl CustomOp2 for ConvOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.bwd_tensors(x, w, grad)?;
+        let (dx, dw, _) = self.bwd_tensors(x, w, grad, false)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -495,7 +503,7 @@ impl CustomOp3 for ConvOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.bwd_tensors(x, w, grad)?;
-        Ok((dx, Some(dw), Some(db)))
+        let (dx, dw, db) = self.bwd_tensors(x, w, grad, true)?;
+        Ok((dx, Some(dw), db))
     }
 }
