@@ -97,9 +97,9 @@ impl Norm {
 /// Here, on the CPU (f32/f64), the whole layer is one custom op (see `conv_cpu`): per
 /// example, the patches (im2col) in a scratch buffer and one gemm call, forward and backward,
 /// each gradient handed to candle once. Other devices gather the taps with `narrow` and
-/// `stack` (whose backward adds k·k zero-padded input-sized gradients). Parameter names and shapes (`weight`
-/// as `(out, in, k, k)`, `bias`) and initialisation are those of `candle_nn::conv2d`, so the
-/// layers are interchangeable in checkpoints.
+/// `stack` (whose backward adds k·k zero-padded input-sized gradients). Parameter names and
+/// shapes (`weight` as `(out, in, k, k)`, `bias`) and initialisation are those of
+/// `candle_nn::conv2d`, so the layers are interchangeable in checkpoints.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Tensor,
@@ -761,29 +761,26 @@ impl CustomOp1 for Silu {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (x, dy) = (arg.contiguous()?, grad.contiguous()?);
-        let n = x.elem_count();
         let (sx, lx) = x.storage_and_layout();
         let (sd, ld) = dy.storage_and_layout();
         let (Storage::Cpu(sx), Storage::Cpu(sd)) = (&*sx, &*sd) else {
             candle_core::bail!("silu: CPU only")
         };
+        fn input_grad<T: ConvElem>(
+            (sx, lx): (&CpuStorage, &Layout),
+            (sd, ld): (&CpuStorage, &Layout),
+            shape: &Shape,
+        ) -> Result<Tensor> {
+            let n = shape.elem_count();
+            let dx = Silu::backward(
+                contiguous_slice::<T>(sx, lx, n)?,
+                contiguous_slice::<T>(sd, ld, n)?,
+            );
+            Tensor::from_vec(dx, shape, &Device::Cpu)
+        }
         let dx = match sx {
-            CpuStorage::F32(_) => Tensor::from_vec(
-                Silu::backward(
-                    contiguous_slice::<f32>(sx, lx, n)?,
-                    contiguous_slice::<f32>(sd, ld, n)?,
-                ),
-                x.shape(),
-                &Device::Cpu,
-            )?,
-            CpuStorage::F64(_) => Tensor::from_vec(
-                Silu::backward(
-                    contiguous_slice::<f64>(sx, lx, n)?,
-                    contiguous_slice::<f64>(sd, ld, n)?,
-                ),
-                x.shape(),
-                &Device::Cpu,
-            )?,
+            CpuStorage::F32(_) => input_grad::<f32>((sx, lx), (sd, ld), x.shape())?,
+            CpuStorage::F64(_) => input_grad::<f64>((sx, lx), (sd, ld), x.shape())?,
             _ => candle_core::bail!("silu: only f32 and f64"),
         };
         Ok(Some(dx))
