@@ -973,17 +973,7 @@ mod tests {
             let loss = |y: &Tensor| y.sub(&target).unwrap().sqr().unwrap().sum_all().unwrap();
             let fused = layer.forward(x.as_tensor()).unwrap();
             let plain = layer.inner.forward(x.as_tensor()).unwrap();
-            let diff = |a: &Tensor, b: &Tensor| {
-                a.sub(b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            };
-            assert!(diff(&fused, &plain) < 1e-5);
+            assert!(max_diff(&fused, &plain) < 1e-5);
             let (gf, gp) = (
                 loss(&fused).backward().unwrap(),
                 loss(&plain).backward().unwrap(),
@@ -992,7 +982,11 @@ mod tests {
             params.extend(layer.bias());
             for t in params {
                 let (a, b) = (gf.get(t).unwrap(), gp.get(t).unwrap());
-                assert!(diff(a, b) < 1e-4, "gradient differs by {}", diff(a, b));
+                assert!(
+                    max_diff(a, b) < 1e-4,
+                    "gradient differs by {}",
+                    max_diff(a, b)
+                );
                 assert!(
                     a.abs()
                         .unwrap()
