@@ -700,8 +700,9 @@ pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
 }
 
 /// SiLU, `x·σ(x)`. On the CPU (f32/f64) one op with the same values as candle's (`x / (1 +
-/// e^-x)`) whose backward is a single pass, `dy·σ(x)·(1 + x·(1 - σ(x)))`: candle's backward of
-/// `silu` runs about seven full-size tensor ops, each a fresh buffer. Elsewhere candle-nn's.
+/// e^-x)`) whose backward is a single pass, `dy·σ(x)·(1 + x·(1 - σ(x)))` with σ(x) = y / x
+/// taken from the output: candle's backward of `silu` runs about seven full-size tensor ops,
+/// each a fresh buffer. Elsewhere candle-nn's.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
         x.contiguous()?.apply_op1(Silu)
@@ -729,14 +730,19 @@ impl Silu {
         y
     }
 
-    fn backward<T: ConvElem>(x: &[T], dy: &[T]) -> Vec<T> {
+    /// `x` the input, `y` the forward's output, `dy` the output gradient. σ(x) is recovered
+    /// as y / x rather than recomputed: a division instead of an exponential, which was most
+    /// of this pass's time; at x = 0, where the quotient is undefined, σ = 1/2.
+    fn backward<T: ConvElem>(x: &[T], y: &[T], dy: &[T]) -> Vec<T> {
         let mut dx = vec![T::zero(); x.len()];
+        let half = T::one() / (T::one() + T::one());
         dx.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+            .zip(y.par_chunks(ELEMENTWISE_CHUNK))
             .zip(dy.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|((dx, x), dy)| {
-                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-                    let s = T::one() / (T::one() + (-v).exp());
+            .for_each(|(((dx, x), y), dy)| {
+                for (((d, &v), &out), &g) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    let s = if v == T::zero() { half } else { out / v };
                     *d = g * s * (T::one() + v * (T::one() - s));
                 }
             });
@@ -759,28 +765,30 @@ impl CustomOp1 for Silu {
         Ok((out, l.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (x, dy) = (arg.contiguous()?, grad.contiguous()?);
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (x, y, dy) = (arg.contiguous()?, res.contiguous()?, grad.contiguous()?);
         let (sx, lx) = x.storage_and_layout();
+        let (sy, ly) = y.storage_and_layout();
         let (sd, ld) = dy.storage_and_layout();
-        let (Storage::Cpu(sx), Storage::Cpu(sd)) = (&*sx, &*sd) else {
+        let (Storage::Cpu(sx), Storage::Cpu(sy), Storage::Cpu(sd)) = (&*sx, &*sy, &*sd) else {
             candle_core::bail!("silu: CPU only")
         };
         fn input_grad<T: ConvElem>(
-            (sx, lx): (&CpuStorage, &Layout),
-            (sd, ld): (&CpuStorage, &Layout),
+            [(sx, lx), (sy, ly), (sd, ld)]: [(&CpuStorage, &Layout); 3],
             shape: &Shape,
         ) -> Result<Tensor> {
             let n = shape.elem_count();
             let dx = Silu::backward(
                 contiguous_slice::<T>(sx, lx, n)?,
+                contiguous_slice::<T>(sy, ly, n)?,
                 contiguous_slice::<T>(sd, ld, n)?,
             );
             Tensor::from_vec(dx, shape, &Device::Cpu)
         }
+        let parts = [(sx, lx), (sy, ly), (sd, ld)];
         let dx = match sx {
-            CpuStorage::F32(_) => input_grad::<f32>((sx, lx), (sd, ld), x.shape())?,
-            CpuStorage::F64(_) => input_grad::<f64>((sx, lx), (sd, ld), x.shape())?,
+            CpuStorage::F32(_) => input_grad::<f32>(parts, x.shape())?,
+            CpuStorage::F64(_) => input_grad::<f64>(parts, x.shape())?,
             _ => candle_core::bail!("silu: only f32 and f64"),
         };
         Ok(Some(dx))
