@@ -227,6 +227,9 @@ pub struct ShowerTensors {
     pub energies_gev: Vec<f32>,
     /// Particle index of each shower.
     pub particles: Vec<usize>,
+    /// Serve every shower in one of its four mirror images (η and φ reflected or not,
+    /// chosen at random per batch): see [`ShowerTensors::with_mirror`].
+    pub mirror: bool,
 }
 
 impl ShowerTensors {
@@ -266,7 +269,17 @@ impl ShowerTensors {
             cond: Tensor::from_vec(c, (n, cond.dim()), device)?,
             energies_gev: energies,
             particles,
+            mirror: false,
         })
+    }
+
+    /// Train on mirror images too. A calorimeter and beam symmetric under η → −η and
+    /// φ → −φ (the grid is centred on the shower axis) make a reflected shower as likely as
+    /// the original, so reflections give four training showers for each simulated one
+    /// without biasing anything; on an asymmetric detector they would.
+    pub fn with_mirror(mut self, mirror: bool) -> ShowerTensors {
+        self.mirror = mirror;
+        self
     }
 
     /// Number of showers.
@@ -280,9 +293,58 @@ impl ShowerTensors {
     }
 }
 
+/// For each of the four mirror images (bit 0: η reflected, bit 1: φ reflected), the source
+/// cell of every cell (504 indices, C order over (eta, phi) per layer).
+pub fn mirror_permutations() -> [Vec<u32>; 4] {
+    let cal = deepsky_sim::shower::Calorimeter::calogan();
+    std::array::from_fn(|image| {
+        let mut perm = Vec::with_capacity(N_CELLS);
+        let mut offset = 0;
+        for spec in cal.layers() {
+            let (n_eta, n_phi) = (spec.n_eta, spec.n_phi);
+            for i in 0..n_eta {
+                for j in 0..n_phi {
+                    let si = if image & 1 == 1 { n_eta - 1 - i } else { i };
+                    let sj = if image & 2 == 2 { n_phi - 1 - j } else { j };
+                    perm.push((offset + si * n_phi + sj) as u32);
+                }
+            }
+            offset += n_eta * n_phi;
+        }
+        perm
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_images_reflect_each_layer_about_the_shower_axis() {
+        let perms = mirror_permutations();
+        assert!(perms[0].iter().enumerate().all(|(i, &p)| p as usize == i));
+        let positions: Vec<(f64, f64)> = cell_positions_mm().concat();
+        for (image, perm) in perms.iter().enumerate() {
+            let mut seen = perm.clone();
+            seen.sort_unstable();
+            assert!(seen.iter().enumerate().all(|(i, &p)| p as usize == i));
+            // The source cell sits at the reflected position, in the same layer.
+            let sign = |bit: usize| if image & bit == bit { -1.0 } else { 1.0 };
+            for (cell, &source) in perm.iter().enumerate() {
+                let (eta, phi) = positions[cell];
+                let (s_eta, s_phi) = positions[source as usize];
+                assert!(
+                    (s_eta - sign(1) * eta).abs() < 1e-9 && (s_phi - sign(2) * phi).abs() < 1e-9
+                );
+                let layer = |c: usize| (c >= 288) as usize + (c >= 432) as usize;
+                assert_eq!(layer(cell), layer(source as usize));
+            }
+        }
+        // Reflecting twice is the identity.
+        for perm in &perms {
+            assert!((0..N_CELLS).all(|i| perm[perm[i] as usize] as usize == i));
+        }
+    }
 
     #[test]
     fn flatten_and_back_is_identity() {

@@ -16,12 +16,13 @@ use deepsky_io::calo::CaloGanShowers;
 use deepsky_nn::gan::GanTask;
 use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::train::Batch;
-use rand_distr::{Distribution, StandardNormal};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{unflatten_cells, Conditioning, ShowerTensors, N_CELLS};
 use crate::error::{to_candle, FastsimError, Result};
-use crate::model::{noise, Critic, Generator, ShowerGanConfig};
+use crate::model::{Critic, Generator, ShowerGanConfig};
 
 /// The `kind` written into model cards of shower generators.
 pub const MODEL_KIND: &str = "deepsky-fastsim-showers";
@@ -72,6 +73,8 @@ pub struct ShowerGan {
     data: Option<ShowerTensors>,
     loss: ShowerLossConfig,
     seed: u64,
+    /// [`crate::data::mirror_permutations`].
+    mirror: [Vec<u32>; 4],
 }
 
 impl ShowerGan {
@@ -111,18 +114,18 @@ impl ShowerGan {
             data: None,
             loss: ShowerLossConfig::default(),
             seed,
+            mirror: crate::data::mirror_permutations(),
         })
     }
 
     /// Attach the training showers and the loss weights (before [`deepsky_nn::gan::train_gan`]),
-    /// and start the generator's output biases at the typical shower of the data.
+    /// and start the generator's output biases at the mean shower of the data.
     ///
-    /// The cell head's bias becomes the mean over showers of `log(share + 1e-7)` of each cell
-    /// (and overflow) within its layer, the energy head's the log of the mean layer fractions.
-    /// The generator then starts from the typical (geometric-mean) shower, with the rarely hit
-    /// outer cells below the readout threshold, instead of spreading every layer evenly over
-    /// its cells; with a hard threshold the empty cells could not otherwise be learned, since
-    /// no gradient passes a cell that the threshold zeroes.
+    /// The cell head's bias becomes the log of each cell's (and overflow's) mean share of its
+    /// layer, the energy head's the log of the mean layer fractions. The generator's cells
+    /// are expected energies that its roulette ([`crate::model`]) turns into hits and empty
+    /// cells, so it starts from the mean shower, its outer cells hit about as often as the
+    /// data's, instead of spreading every layer evenly over its cells.
     pub fn set_data(&mut self, data: ShowerTensors, loss: ShowerLossConfig) -> Result<()> {
         self.card.trained_showers = data.len();
         let mut cell_bias = Vec::with_capacity(N_CELLS + 3);
@@ -139,7 +142,7 @@ impl ShowerGan {
             off += k;
             let sum = x.sum_keepdim(1)?;
             let share = x.broadcast_div(&(&sum + 1e-6)?)?;
-            let b = ((share + 1e-7)?.log()?.mean(0)?).to_vec1::<f32>()?;
+            let b = ((share.mean(0)? + 1e-7)?.log()?).to_vec1::<f32>()?;
             cell_bias.extend(b);
             layer_means.push(
                 sum.broadcast_div(&data.incident_mev)?
@@ -172,7 +175,7 @@ impl ShowerGan {
             let n = values.len();
             var.set(&Tensor::from_vec(values, n, &device)?)?;
         }
-        // Small head weights: the generator starts at the typical shower and learns the
+        // Small head weights: the generator starts at the mean shower and learns the
         // variations around it, instead of starting from large random ones.
         for name in ["cells.weight", "energy.weight"] {
             let var = vars.get(name).ok_or_else(|| {
@@ -225,27 +228,61 @@ impl ShowerGan {
         }
     }
 
+    /// The real showers of a batch. With mirror images on, each shower comes in one of its
+    /// four reflections, drawn from the stream `(seed, "mirror/step")` (the same for the
+    /// critic's and the generator's pass over the batch); the rows are then grouped by
+    /// reflection, which the losses do not see.
     fn batch_tensors(&self, b: &Batch<'_>) -> candle_core::Result<BatchTensors> {
         let d = self.data()?;
-        let idx: Vec<u32> = b.indices.iter().map(|&i| i as u32).collect();
-        let idx = Tensor::new(idx, d.cells.device())?;
+        let device = d.cells.device();
+        let mut groups: [Vec<u32>; 4] = Default::default();
+        if d.mirror {
+            let mut rng = named_rng(self.seed, &format!("mirror/{}", b.step));
+            for &i in b.indices {
+                groups[rng.random_range(0..4usize)].push(i as u32);
+            }
+        } else {
+            groups[0] = b.indices.iter().map(|&i| i as u32).collect();
+        }
+        let mut parts: [Vec<Tensor>; 4] = Default::default();
+        for (image, rows) in groups.into_iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let rows = Tensor::new(rows, device)?;
+            let mut cells = d.cells.index_select(&rows, 0)?;
+            if image > 0 {
+                let perm = Tensor::new(self.mirror[image].as_slice(), device)?;
+                cells = cells.index_select(&perm, 1)?;
+            }
+            for (part, t) in parts.iter_mut().zip([
+                cells,
+                d.overflow.index_select(&rows, 0)?,
+                d.incident_mev.index_select(&rows, 0)?,
+                d.cond.index_select(&rows, 0)?,
+            ]) {
+                part.push(t);
+            }
+        }
+        let [cells, overflow, incident, cond] = parts.map(|p| Tensor::cat(&p, 0));
         Ok(BatchTensors {
-            cells: d.cells.index_select(&idx, 0)?,
-            overflow: d.overflow.index_select(&idx, 0)?,
-            incident: d.incident_mev.index_select(&idx, 0)?,
-            cond: d.cond.index_select(&idx, 0)?,
+            cells: cells?,
+            overflow: overflow?,
+            incident: incident?,
+            cond: cond?,
         })
     }
 
     fn noise_for(&self, b: &Batch<'_>, purpose: &str) -> candle_core::Result<Tensor> {
         let mut rng = named_rng(self.seed, &format!("{purpose}/{}", b.step));
-        noise(
-            &mut rng,
-            b.indices.len(),
-            self.generator.noise_dim(),
+        let n = b.indices.len();
+        let mut z = Vec::new();
+        self.generator.draw_noise(&mut rng, n, &mut z);
+        Tensor::from_vec(
+            z,
+            (n, self.generator.noise_dim()),
             self.data()?.cells.device(),
         )
-        .map_err(to_candle)
     }
 }
 
@@ -282,6 +319,7 @@ impl GanTask for ShowerGan {
             "model": self.card.model,
             "conditioning": self.card.conditioning,
             "trained_showers": self.card.trained_showers,
+            "mirror": self.data.as_ref().is_some_and(|d| d.mirror),
             "loss": self.loss,
         })
         .to_string()
@@ -416,7 +454,7 @@ impl LoadedSimulator {
 
 impl FastSimulator<'_> {
     /// Generate one shower per incident energy (GeV) for `particle`, in batches of `batch`.
-    /// The noise of shower `i` is the `i`-th draw of the stream `(seed, "generate")`, so the
+    /// The noise of shower `i` comes from its own stream, seeded from `seed` and `i`, so the
     /// showers do not depend on the batch size.
     pub fn generate(
         &self,
@@ -433,15 +471,25 @@ impl FastSimulator<'_> {
             )));
         }
         let batch = batch.max(1);
-        let latent = self.generator.noise_dim();
-        let mut rng = named_rng(seed, "generate");
+        // Shower i draws its noise from its own stream, seeded from the run's stream and i:
+        // independent of the batch size, and drawn in parallel (one stream for all showers
+        // made the draws a serial part as long as the whole generator on two threads).
+        let base: u64 = named_rng(seed, "generate").random();
+        let dim = self.generator.noise_dim();
         let mut cells = Vec::with_capacity(energies_gev.len() * N_CELLS);
         let mut overflow = Vec::with_capacity(energies_gev.len() * 3);
         let mut z = Vec::new();
-        for chunk in energies_gev.chunks(batch) {
+        for (c, chunk) in energies_gev.chunks(batch).enumerate() {
             let n = chunk.len();
             z.clear();
-            z.extend((0..n * latent).map(|_| -> f32 { StandardNormal.sample(&mut rng) }));
+            z.resize(n * dim, 0.0);
+            z.par_chunks_mut(dim).enumerate().for_each(|(j, noise)| {
+                let shower = (c * batch + j) as u64;
+                let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
+                    base ^ shower.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                );
+                self.generator.fill_noise(&mut rng, noise);
+            });
             let cond = self.card.conditioning.encode(chunk, &vec![p; n]);
             let cond = Tensor::from_vec(cond, (n, self.card.conditioning.dim()), device)?;
             let inc: Vec<f32> = chunk.iter().map(|e| e * 1000.0).collect();

@@ -42,9 +42,10 @@ fn training_data() -> ShowerTensors {
     ShowerTensors::new(&[sample], &conditioning(), &Device::Cpu).unwrap()
 }
 
+/// A GAN on [`training_data`], trained on its mirror images too (the simulator is symmetric).
 fn gan_with_data(seed: u64) -> ShowerGan {
     let cond = conditioning();
-    let data = training_data();
+    let data = training_data().with_mirror(true);
     let mut gan = ShowerGan::new(&small_model(), cond, "calogan", seed, &Device::Cpu).unwrap();
     gan.set_data(data, ShowerLossConfig::default()).unwrap();
     gan
@@ -164,13 +165,16 @@ fn resumed_training_equals_an_uninterrupted_run() {
         err.to_string().contains("different [train] settings"),
         "{err}"
     );
-    // So is another loss weight (the task's fingerprint), with the same [train] settings.
-    let data = training_data();
-    let mut fourth =
-        ShowerGan::new(&small_model(), conditioning(), "calogan", 4, &Device::Cpu).unwrap();
-    fourth
-        .set_data(data, ShowerLossConfig { energy_weight: 3.0 })
-        .unwrap();
-    let err = train_gan(&fourth, &train_cfg(6), Some(&ck), true, &mut NoGanHooks).unwrap_err();
-    assert!(err.to_string().contains("another model"), "{err}");
+    // So is another loss weight or training without the mirror images (the task's
+    // fingerprint), with the same [train] settings.
+    for (mirror, energy_weight) in [(true, 3.0), (false, 1.0)] {
+        let data = training_data().with_mirror(mirror);
+        let mut other =
+            ShowerGan::new(&small_model(), conditioning(), "calogan", 4, &Device::Cpu).unwrap();
+        other
+            .set_data(data, ShowerLossConfig { energy_weight })
+            .unwrap();
+        let err = train_gan(&other, &train_cfg(6), Some(&ck), true, &mut NoGanHooks).unwrap_err();
+        assert!(err.to_string().contains("another model"), "{err}");
+    }
 }

@@ -30,6 +30,10 @@ pub struct DataConfig {
     /// Training files (one per particle type; several particle types make the GAN
     /// conditional on the particle too).
     pub samples: Vec<SampleFile>,
+    /// Also train on the showers' mirror images (η and φ reflected). Right only when the
+    /// detector and the beam are mirror-symmetric about the shower axis, as the project's
+    /// simulator is; off by default.
+    pub mirror: bool,
 }
 
 impl Default for DataConfig {
@@ -39,6 +43,7 @@ impl Default for DataConfig {
                 path: "data/showers_calogan.h5".into(),
                 particle: String::new(),
             }],
+            mirror: false,
         }
     }
 }

@@ -133,7 +133,9 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
         particles: particles.clone(),
     };
     let samples: Vec<_> = files.into_iter().map(|f| f.sample).collect();
-    let data = ShowerTensors::new(&samples, &conditioning, &device).map_err(fastsim_error)?;
+    let data = ShowerTensors::new(&samples, &conditioning, &device)
+        .map_err(fastsim_error)?
+        .with_mirror(cfg.data.mirror);
     let n = data.len();
     let mut gan = ShowerGan::new(&cfg.model, conditioning, layout, cfg.train.seed, &device)
         .map_err(fastsim_error)?;
