@@ -73,8 +73,8 @@ pub struct ShowerGan {
     data: Option<ShowerTensors>,
     loss: ShowerLossConfig,
     seed: u64,
-    /// [`crate::data::mirror_permutations`].
-    mirror: [Vec<u32>; 4],
+    /// [`crate::data::mirror_permutations`] as index tensors on the device, built once.
+    mirror: [Tensor; 4],
 }
 
 impl ShowerGan {
@@ -95,6 +95,8 @@ impl ShowerGan {
         let generator = Generator::new(cfg, cond_dim, generator_vars.builder(device))?;
         let ema = Generator::new(cfg, cond_dim, ema_vars.builder(device))?;
         let critic = Critic::new(cfg, cond_dim, critic_vars.builder(device), device)?;
+        let [m0, m1, m2, m3] =
+            crate::data::mirror_permutations().map(|perm| Tensor::new(perm, device));
         Ok(ShowerGan {
             card: ShowerModelCard {
                 kind: MODEL_KIND.into(),
@@ -114,7 +116,7 @@ impl ShowerGan {
             data: None,
             loss: ShowerLossConfig::default(),
             seed,
-            mirror: crate::data::mirror_permutations(),
+            mirror: [m0?, m1?, m2?, m3?],
         })
     }
 
@@ -252,8 +254,7 @@ impl ShowerGan {
             let rows = Tensor::new(rows, device)?;
             let mut cells = d.cells.index_select(&rows, 0)?;
             if image > 0 {
-                let perm = Tensor::new(self.mirror[image].as_slice(), device)?;
-                cells = cells.index_select(&perm, 1)?;
+                cells = cells.index_select(&self.mirror[image], 1)?;
             }
             for (part, t) in parts.iter_mut().zip([
                 cells,
