@@ -407,31 +407,64 @@ struct BnGeom {
     s: usize,
 }
 
-/// Per-channel mean and biased variance (two passes, f64).
+/// `Σ f(v)` over `x` in f64, in eight interleaved partial sums (so the loop vectorises
+/// instead of waiting on one accumulator), added in a fixed order: the result depends only
+/// on `x`.
+fn lane_sum<T: ConvElem>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v.to_f64());
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v.to_f64())).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// `Σ f(a, b)` over pairs of `a` and `b`, as [`lane_sum`].
+fn lane_sum2<T: ConvElem>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((s, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+            *s += f(u.to_f64(), v.to_f64());
+        }
+    }
+    let tail: f64 = (ca.remainder().iter().zip(cb.remainder()))
+        .map(|(&u, &v)| f(u.to_f64(), v.to_f64()))
+        .sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+impl BnGeom {
+    /// The `s`-long planes of channel `ch`, one per example, in example order.
+    fn planes<'a, T>(&self, x: &'a [T], ch: usize) -> impl Iterator<Item = &'a [T]> + 'a {
+        let (c, s) = (self.c, self.s);
+        (0..self.n).map(move |e| &x[(e * c + ch) * s..][..s])
+    }
+
+    /// `f(ch)` for every channel, channels on all threads.
+    fn per_channel<R: Send>(&self, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+        (0..self.c).into_par_iter().map(f).collect()
+    }
+}
+
+/// Per-channel mean and biased variance (two passes, f64; channels on all threads, each
+/// channel's sums in a fixed order, so the statistics do not depend on the thread count).
 fn bn_stats<T: ConvElem>(x: &[T], g: &BnGeom) -> (Vec<f64>, Vec<f64>) {
     let count = (g.n * g.s) as f64;
-    let mut mean = vec![0f64; g.c];
-    for (i, plane) in x.chunks_exact(g.s).enumerate() {
-        mean[i % g.c] += plane.iter().map(|v| v.to_f64()).sum::<f64>();
-    }
-    for m in &mut mean {
-        *m /= count;
-    }
-    let mut var = vec![0f64; g.c];
-    for (i, plane) in x.chunks_exact(g.s).enumerate() {
-        let mu = mean[i % g.c];
-        var[i % g.c] += plane
-            .iter()
-            .map(|v| {
-                let d = v.to_f64() - mu;
-                d * d
-            })
-            .sum::<f64>();
-    }
-    for v in &mut var {
-        *v /= count;
-    }
-    (mean, var)
+    g.per_channel(|ch| {
+        let mean = g.planes(x, ch).map(|p| lane_sum(p, |v| v)).sum::<f64>() / count;
+        let var = g
+            .planes(x, ch)
+            .map(|p| lane_sum(p, |v| (v - mean) * (v - mean)))
+            .sum::<f64>()
+            / count;
+        (mean, var)
+    })
+    .into_iter()
+    .unzip()
 }
 
 /// The batch-norm op: `(x, weight, bias)` → output, with the batch statistics computed
@@ -452,12 +485,18 @@ impl BatchNormTrain {
             .iter()
             .map(|&v| (T::from_f64(v) + T::from_f64(self.eps)).sqrt())
             .collect();
-        let mut out = Vec::with_capacity(x.len());
-        for (i, plane) in x.chunks_exact(g.s).enumerate() {
-            let ch = i % g.c;
-            let (mu, sd, wc, bc) = (mean[ch], std[ch], w[ch], b[ch]);
-            out.extend(plane.iter().map(|&v| (v - mu) / sd * wc + bc));
-        }
+        let mut out = vec![T::zero(); x.len()];
+        // Examples on all threads.
+        out.par_chunks_mut(g.c * g.s)
+            .zip(x.par_chunks(g.c * g.s))
+            .for_each(|(out, x)| {
+                for (ch, (o, plane)) in out.chunks_mut(g.s).zip(x.chunks(g.s)).enumerate() {
+                    let (mu, sd, wc, bc) = (mean[ch], std[ch], w[ch], b[ch]);
+                    for (o, &v) in o.iter_mut().zip(plane) {
+                        *o = (v - mu) / sd * wc + bc;
+                    }
+                }
+            });
         out
     }
 
@@ -470,31 +509,36 @@ impl BatchNormTrain {
             .iter()
             .map(|&v| 1.0 / (T::from_f64(v) + T::from_f64(self.eps)).sqrt().to_f64())
             .collect();
-        let mut db = vec![0f64; g.c];
-        let mut dw = vec![0f64; g.c];
-        for (i, (xp, gp)) in x.chunks_exact(g.s).zip(dy.chunks_exact(g.s)).enumerate() {
-            let ch = i % g.c;
-            let (mu, is) = (self.mean[ch], inv_std[ch]);
-            let (mut sb, mut sw) = (0f64, 0f64);
-            for (&xv, &gv) in xp.iter().zip(gp) {
-                let gv = gv.to_f64();
-                sb += gv;
-                sw += gv * (xv.to_f64() - mu) * is;
-            }
-            db[ch] += sb;
-            dw[ch] += sw;
-        }
-        let mut dx = Vec::with_capacity(x.len());
-        for (i, (xp, gp)) in x.chunks_exact(g.s).zip(dy.chunks_exact(g.s)).enumerate() {
-            let ch = i % g.c;
-            let (mu, is) = (self.mean[ch], inv_std[ch]);
-            let k = w[ch].to_f64() * is;
-            let (mb, mw) = (db[ch] / count, dw[ch] / count);
-            dx.extend(xp.iter().zip(gp).map(|(&xv, &gv)| {
-                let xhat = (xv.to_f64() - mu) * is;
-                T::from_f64(k * (gv.to_f64() - mb - xhat * mw))
-            }));
-        }
+        // Σ dy and Σ dy·x̂ per channel (channels on all threads, fixed order within each).
+        let (db, dw): (Vec<f64>, Vec<f64>) = g
+            .per_channel(|ch| {
+                let (mu, is) = (self.mean[ch], inv_std[ch]);
+                let planes = g.planes(x, ch).zip(g.planes(dy, ch));
+                planes.fold((0f64, 0f64), |(sb, sw), (xp, gp)| {
+                    (
+                        sb + lane_sum(gp, |v| v),
+                        sw + lane_sum2(xp, gp, |xv, gv| gv * (xv - mu) * is),
+                    )
+                })
+            })
+            .into_iter()
+            .unzip();
+        let mut dx = vec![T::zero(); x.len()];
+        dx.par_chunks_mut(g.c * g.s)
+            .zip(x.par_chunks(g.c * g.s))
+            .zip(dy.par_chunks(g.c * g.s))
+            .for_each(|((dx, x), dy)| {
+                let planes = dx.chunks_mut(g.s).zip(x.chunks(g.s)).zip(dy.chunks(g.s));
+                for (ch, ((d, xp), gp)) in planes.enumerate() {
+                    let (mu, is) = (self.mean[ch], inv_std[ch]);
+                    let k = w[ch].to_f64() * is;
+                    let (mb, mw) = (db[ch] / count, dw[ch] / count);
+                    for ((d, &xv), &gv) in d.iter_mut().zip(xp).zip(gp) {
+                        let xhat = (xv.to_f64() - mu) * is;
+                        *d = T::from_f64(k * (gv.to_f64() - mb - xhat * mw));
+                    }
+                }
+            });
         let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
         (dx, cast(dw), cast(db))
     }
@@ -591,38 +635,54 @@ struct Upsample {
 }
 
 impl Upsample {
-    fn forward<T: ConvElem>(&self, x: &[T]) -> Vec<T> {
-        let (h, w, f) = (self.h, self.w, self.f);
-        let mut out = Vec::with_capacity(self.planes * h * w * f * f);
-        for row in x.chunks_exact(w) {
-            let start = out.len();
-            for &v in row {
-                for _ in 0..f {
-                    out.push(v);
-                }
+    /// One plane `(h, w)` into `out` `(h·f, w·f)`.
+    fn plane<T: ConvElem>(&self, x: &[T], out: &mut [T]) {
+        let (w, f) = (self.w, self.f);
+        let wf = w * f;
+        for (row, block) in x.chunks_exact(w).zip(out.chunks_exact_mut(wf * f)) {
+            let (first, rest) = block.split_at_mut(wf);
+            for (o, &v) in first.chunks_exact_mut(f).zip(row) {
+                o.fill(v);
             }
-            for _ in 1..f {
-                out.extend_from_within(start..start + w * f);
+            for r in rest.chunks_exact_mut(wf) {
+                r.copy_from_slice(first);
             }
         }
+    }
+
+    /// The block sums of one plane `dy` `(h·f, w·f)` into `out` `(h, w)`.
+    fn plane_adjoint<T: ConvElem>(&self, dy: &[T], out: &mut [T]) {
+        let (w, f) = (self.w, self.f);
+        let wf = w * f;
+        for (rows, o) in dy.chunks_exact(wf * f).zip(out.chunks_exact_mut(w)) {
+            for (j, o) in o.iter_mut().enumerate() {
+                let mut acc = T::zero();
+                for r in 0..f {
+                    for &v in &rows[r * wf + j * f..][..f] {
+                        acc += v;
+                    }
+                }
+                *o = acc;
+            }
+        }
+    }
+
+    /// Planes on all threads.
+    fn forward<T: ConvElem>(&self, x: &[T]) -> Vec<T> {
+        let (hw, f2) = (self.h * self.w, self.f * self.f);
+        let mut out = vec![T::zero(); self.planes * hw * f2];
+        out.par_chunks_mut(hw * f2)
+            .zip(x.par_chunks(hw))
+            .for_each(|(o, x)| self.plane(x, o));
         out
     }
 
     fn backward<T: ConvElem>(&self, dy: &[T]) -> Vec<T> {
-        let (w, f) = (self.w, self.f);
-        let wf = w * f;
-        let mut out = Vec::with_capacity(self.planes * self.h * w);
-        for rows in dy.chunks_exact(wf * f) {
-            for j in 0..w {
-                let mut acc = T::zero();
-                for r in 0..f {
-                    for q in 0..f {
-                        acc += rows[r * wf + j * f + q];
-                    }
-                }
-                out.push(acc);
-            }
-        }
+        let (hw, f2) = (self.h * self.w, self.f * self.f);
+        let mut out = vec![T::zero(); self.planes * hw];
+        out.par_chunks_mut(hw)
+            .zip(dy.par_chunks(hw * f2))
+            .for_each(|(o, dy)| self.plane_adjoint(dy, o));
         out
     }
 }
@@ -1342,6 +1402,51 @@ mod tests {
             );
             assert!(e < 1e-5, "{dims:?} eval {e}");
         }
+    }
+
+    /// Batch norm's output and gradients are the same bits on one thread and on three
+    /// (channels and examples are split over threads, every sum keeps its order).
+    #[test]
+    fn batch_norm_does_not_depend_on_thread_count() {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = (5, 3, 7, 9);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let vars = crate::init::SeededVarMap::new(4);
+                let norm = Norm::new(NormKind::Batch, c, true, vars.builder(&dev)).unwrap();
+                let n = (b * c * h * w) as f32;
+                let x = Var::from_tensor(
+                    &Tensor::arange(0f32, n, &dev)
+                        .unwrap()
+                        .reshape((b, c, h, w))
+                        .unwrap()
+                        .affine(0.37, 0.1)
+                        .unwrap()
+                        .sin()
+                        .unwrap(),
+                )
+                .unwrap();
+                let y = norm.forward_t(x.as_tensor(), true).unwrap();
+                let grads = (y.sqr().unwrap() * 0.5)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let dx = grads.get(x.as_tensor()).unwrap();
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                (flat(&y), flat(dx))
+            })
+        };
+        let (y1, dx1) = run(1);
+        let (y3, dx3) = run(3);
+        assert!(y1.iter().map(|v| v.abs()).sum::<f32>() > 1.0);
+        assert_eq!(y1, y3);
+        assert_eq!(dx1, dx3);
     }
 
     /// The upsampling op and its backward equal the broadcast formulation.
