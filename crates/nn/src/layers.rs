@@ -167,13 +167,29 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_upsampled(x, 1)
+    }
+}
+
+impl Conv2d {
+    /// The convolution of `x` upsampled by `factor` (nearest neighbour, as
+    /// [`upsample_nearest`]): on the CPU one op that upsamples each example in scratch, so the
+    /// upsampled batch never becomes a tensor (nor a gradient buffer) of its own.
+    pub fn forward_upsampled(&self, x: &Tensor, factor: usize) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         if c != self.cin {
             candle_core::bail!("conv2d expects {} input channels, got {c}", self.cin)
         }
-        if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) {
-            return self.forward_taps(x);
+        if factor == 0 {
+            candle_core::bail!("conv2d: upsampling factor 0")
         }
+        if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) {
+            return match factor {
+                1 => self.forward_taps(x),
+                f => self.forward_taps(&upsample_nearest(x, f)?),
+            };
+        }
+        let (h, w) = (h * factor, w * factor);
         let geom = ConvGeom {
             b,
             c,
@@ -188,6 +204,7 @@ impl Module for Conv2d {
         let op = conv_cpu::ConvOp {
             geom,
             cout: self.cout,
+            up: factor,
         };
         let x = x.contiguous()?;
         match &self.bias {
@@ -925,8 +942,77 @@ impl DenseOp {
         if k != k2 {
             candle_core::bail!("dense: input has {k} features, the weight expects {k2}");
         }
-        let out = x.matmul(w, (1, m, n, k), lx, &lw.transpose(0, 1)?)?;
+        let contiguous = lx.is_contiguous() && lw.is_contiguous();
+        let out = match (x, w) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) if contiguous => {
+                f32::wrap(Self::product_by_columns(
+                    contiguous_slice::<f32>(x, lx, m * k)?,
+                    contiguous_slice::<f32>(w, lw, n * k)?,
+                    (m, n, k),
+                ))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) if contiguous => {
+                f64::wrap(Self::product_by_columns(
+                    contiguous_slice::<f64>(x, lx, m * k)?,
+                    contiguous_slice::<f64>(w, lw, n * k)?,
+                    (m, n, k),
+                ))
+            }
+            _ => x.matmul(w, (1, m, n, k), lx, &lw.transpose(0, 1)?)?,
+        };
         Ok((out, m, n))
+    }
+
+    /// `x·Wᵀ` `(m, n)` for row-major `x` `(m, k)` and `w` `(n, k)`, computed column by column
+    /// and then transposed. Why: gemm's kernels run down the destination's contiguous axis
+    /// and copy ("pack") an operand that is not contiguous along it. Written row-major, that
+    /// axis is the n outputs and the operand packed is the whole weight matrix (1 MB for
+    /// 1024 → 256), every step; written column-major it is the m examples of the batch, and
+    /// the packed operand is the (usually far smaller) input.
+    fn product_by_columns<T: ConvElem>(
+        x: &[T],
+        w: &[T],
+        (m, n, k): (usize, usize, usize),
+    ) -> Vec<T> {
+        let threads = rayon::current_num_threads();
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let mut yt = vec![T::zero(); m * n];
+        // SAFETY: yt is (m, n) column-major (m·n elements); x is (m, k) and w (n, k)
+        // row-major, each of exactly those sizes, as the strides below read them.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                yt.as_mut_ptr(),
+                m as isize,
+                1,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                T::zero(),
+                T::one(),
+                false,
+                false,
+                false,
+                par,
+            )
+        }
+        let mut y = vec![T::zero(); m * n];
+        for (j, col) in yt.chunks_exact(m.max(1)).enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                y[i * n + j] = v;
+            }
+        }
+        y
     }
 
     /// The gradients of `x` (None when it needs none) and `w`.
@@ -1073,6 +1159,30 @@ mod tests {
         }
     }
 
+    /// The column-major forward product, in both element types and at sizes where gemm tiles
+    /// and threads engage, equals candle's matmul; a strided input takes candle's path.
+    #[test]
+    fn dense_product_matches_matmul() {
+        let dev = Device::Cpu;
+        for dtype in [DType::F32, DType::F64] {
+            for (m, k, n) in [(33, 70, 37), (1, 5, 3), (64, 300, 9)] {
+                let map = candle_nn::VarMap::new();
+                let vb = VarBuilder::from_varmap(&map, dtype, &dev);
+                let layer = dense(k, n, vb.pp("l")).unwrap();
+                let x = Tensor::randn(0f64, 1.0, (m, k), &dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                let expected = layer.inner.forward(&x).unwrap();
+                let d = max_diff(&layer.forward(&x).unwrap(), &expected);
+                assert!(d < 1e-4, "{dtype:?} {m}x{k}->{n}: {d}");
+                let strided = x.t().unwrap().contiguous().unwrap().t().unwrap();
+                let d = max_diff(&layer.forward(&strided).unwrap(), &expected);
+                assert!(d < 1e-4, "{dtype:?} {m}x{k}->{n} strided: {d}");
+            }
+        }
+    }
+
     #[test]
     fn im2col_conv_matches_candle_conv() {
         let dev = Device::Cpu;
@@ -1178,10 +1288,11 @@ mod tests {
     fn conv_results_do_not_depend_on_thread_count() {
         let dev = Device::Cpu;
         for dtype in [DType::F32, DType::F64] {
-            for (cin, cout, k, s, p, bias) in [
-                (3, 5, 3, 1, 1, true),
-                (3, 4, 3, 2, 1, false),
-                (4, 2, 1, 1, 0, true),
+            for (cin, cout, k, s, p, bias, up) in [
+                (3, 5, 3, 1, 1, true, 1),
+                (3, 4, 3, 2, 1, false, 1),
+                (4, 2, 1, 1, 0, true, 1),
+                (3, 5, 3, 1, 1, true, 2),
             ] {
                 let run = |threads: usize| {
                     let pool = rayon::ThreadPoolBuilder::new()
@@ -1207,7 +1318,7 @@ mod tests {
                                 .unwrap(),
                         )
                         .unwrap();
-                        let y = conv.forward(x.as_tensor()).unwrap();
+                        let y = conv.forward_upsampled(x.as_tensor(), up).unwrap();
                         let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
                         let mut out = vec![y.flatten_all().unwrap()];
                         out.push(g.get(x.as_tensor()).unwrap().flatten_all().unwrap());
@@ -1221,7 +1332,8 @@ mod tests {
                 let one = run(1);
                 assert!(one[1].iter().any(|v| *v != 0.0));
                 for threads in [2, 4] {
-                    assert_eq!(run(threads), one, "{dtype:?} k{k} s{s}, {threads} threads");
+                    let tag = format!("{dtype:?} k{k} s{s} up{up}, {threads} threads");
+                    assert_eq!(run(threads), one, "{tag}");
                 }
             }
         }
@@ -1305,6 +1417,73 @@ mod tests {
                         "{tag}: {what} gradient differs from candle by {d}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The convolution of an input upsampled inside the op equals upsampling first and then
+    /// convolving, in values and in the input, weight and bias gradients — through each of
+    /// the op's input-gradient paths (transposed convolution, patch scatter, 1×1).
+    #[test]
+    fn upsampled_conv_matches_upsample_then_conv() {
+        let dev = Device::Cpu;
+        let vars = crate::init::SeededVarMap::new(8);
+        for (cin, cout, k, s, p, f) in [
+            (3, 4, 3, 1, 1, 2),
+            (2, 3, 3, 1, 1, 3),
+            (2, 3, 3, 2, 1, 2),
+            (3, 2, 1, 1, 0, 2),
+            (2, 2, 3, 1, 1, 1),
+        ] {
+            let tag = format!("cin{cin} cout{cout} k{k} s{s} p{p} f{f}");
+            let conv = conv2d(
+                cin,
+                cout,
+                k,
+                s,
+                p,
+                vars.builder(&dev).pp(tag.replace(' ', "_")),
+            )
+            .unwrap();
+            let (b, h, w) = (3, 4, 5);
+            let x = Var::from_tensor(
+                &Tensor::arange(0f32, (b * cin * h * w) as f32, &dev)
+                    .unwrap()
+                    .reshape((b, cin, h, w))
+                    .unwrap()
+                    .affine(0.61, 0.2)
+                    .unwrap()
+                    .sin()
+                    .unwrap(),
+            )
+            .unwrap();
+            let fused = conv.forward_upsampled(x.as_tensor(), f).unwrap();
+            let apart = conv
+                .forward(&upsample_nearest(x.as_tensor(), f).unwrap())
+                .unwrap();
+            assert_eq!(fused.dims(), apart.dims(), "{tag}");
+            assert!(max_diff(&fused, &apart) < 1e-5, "{tag}: values");
+            let r = fused.ones_like().unwrap().cumsum(3).unwrap().cos().unwrap();
+            let bias = conv.bias.as_ref().unwrap();
+            let grads_of = |y: &Tensor| {
+                let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                [x.as_tensor(), &conv.weight, bias].map(|t| g.get(t).unwrap().clone())
+            };
+            let (gf, ga) = (grads_of(&fused), grads_of(&apart));
+            assert!(
+                gf[0]
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.1
+            );
+            for (i, what) in ["input", "weight", "bias"].iter().enumerate() {
+                assert_eq!(gf[i].dims(), ga[i].dims(), "{tag}: {what}");
+                let d = max_diff(&gf[i], &ga[i]);
+                assert!(d < 1e-4, "{tag}: {what} gradient differs by {d}");
             }
         }
     }

@@ -310,8 +310,9 @@ impl Autoencoder {
                     .apply(&from_latent.forward(z)?)?
                     .reshape((b, *c, *hh, *ww))?;
                 for blk in blocks {
-                    h = layers::upsample_nearest(&h, 2)?;
-                    h = act.apply(&blk.norm.forward_t(&blk.conv.forward(&h)?, train)?)?;
+                    // Upsample ×2 and convolve, as one op.
+                    let y = blk.conv.forward_upsampled(&h, 2)?;
+                    h = act.apply(&blk.norm.forward_t(&y, train)?)?;
                 }
                 out.forward(&h)
             }

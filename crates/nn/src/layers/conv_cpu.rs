@@ -13,7 +13,7 @@
 //! each gemm uses the threads. Weight and bias gradients are summed over examples in a
 //! fixed order, so results do not depend on the thread count.
 
-use super::{contiguous_slice, ConvElem, ConvGeom};
+use super::{contiguous_slice, ConvElem, ConvGeom, Upsample};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -157,10 +157,16 @@ fn col2im_example<T: ConvElem>(cols: &[T], g: &ConvGeom, dx: &mut [T], threaded:
 }
 
 /// The fused convolution: `(x, weight[, bias])`, `x` `(b, c, h, w)` → `(b, cout, ho, wo)`.
+///
+/// With `up` > 1 the input is `(b, c, h/up, w/up)` and the convolution runs on its
+/// nearest-neighbour upsampling (`geom` describes that upsampled input), made per example in
+/// scratch: a decoder's upsample + conv without the upsampled batch as a tensor of its own,
+/// whose graph node would cost a full-size gradient buffer and a separate block-sum pass.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ConvOp {
     pub(super) geom: ConvGeom,
     pub(super) cout: usize,
+    pub(super) up: usize,
 }
 
 /// Examples in parallel (each gemm on one thread), or in turn with threaded gemms.
@@ -193,38 +199,101 @@ where
 }
 
 impl ConvOp {
-    /// 1×1 convolutions without stride or padding use the input as its own patch matrix.
+    /// 1×1 convolutions without stride or padding (and no upsampling) use the input as its
+    /// own patch matrix.
     fn pointwise(&self) -> bool {
         let g = &self.geom;
-        g.k == 1 && g.s == 1 && g.p == 0
+        g.k == 1 && g.s == 1 && g.p == 0 && self.up == 1
+    }
+
+    /// The upsampling of one `(h/up, w/up)` input plane.
+    fn upsampler(&self) -> Upsample {
+        let g = &self.geom;
+        Upsample {
+            planes: g.c,
+            h: g.h / self.up,
+            w: g.w / self.up,
+            f: self.up,
+        }
+    }
+
+    /// Elements of one example of the op's input (before upsampling).
+    fn input_example_len(&self) -> usize {
+        let g = &self.geom;
+        g.c * g.h * g.w / (self.up * self.up)
+    }
+
+    /// Elements of the op's input.
+    pub(super) fn input_len(&self) -> usize {
+        self.geom.b * self.input_example_len()
+    }
+
+    /// Scratch per task: the patches, then (with upsampling) the upsampled example.
+    fn scratch_len(&self) -> usize {
+        let g = &self.geom;
+        let patches = if self.pointwise() {
+            0
+        } else {
+            g.rows() * g.ho * g.wo
+        };
+        let upsampled = if self.up > 1 { g.c * g.h * g.w } else { 0 };
+        patches + upsampled
+    }
+
+    /// The patch matrix of example `i` of `x` (`x` itself for pointwise convolutions),
+    /// built in `scratch`.
+    fn patches<'a, T: ConvElem>(
+        &self,
+        x: &'a [T],
+        i: usize,
+        scratch: &'a mut [T],
+        threaded: bool,
+    ) -> &'a [T] {
+        let g = &self.geom;
+        let len = self.input_example_len();
+        let xb = &x[i * len..][..len];
+        if self.pointwise() {
+            return xb;
+        }
+        let (cols, rest) = scratch.split_at_mut(g.rows() * g.ho * g.wo);
+        let xb: &[T] = if self.up > 1 {
+            let u = self.upsampler();
+            let (hw, f2) = (u.h * u.w, u.f * u.f);
+            for (src, dst) in xb.chunks_exact(hw).zip(rest.chunks_exact_mut(hw * f2)) {
+                u.plane(src, dst);
+            }
+            rest
+        } else {
+            xb
+        };
+        im2col_example(xb, g, cols, threaded);
+        cols
     }
 
     fn forward<T: ConvElem>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
         let g = &self.geom;
-        let (rows, howo, chw) = (g.rows(), g.ho * g.wo, g.c * g.h * g.w);
+        let (rows, howo) = (g.rows(), g.ho * g.wo);
         let (par, gpar) = split(g.b);
-        let pointwise = self.pointwise();
         let mut y = vec![T::zero(); g.b * self.cout * howo];
         // The patches go to a per-task scratch that stays in cache (keeping all of them for
         // the backward, instead of gathering them again there, measured slower).
-        let scratch = if pointwise { 0 } else { rows * howo };
-        per_example(&mut y, self.cout * howo, scratch, par, |i, yb, cols| {
-            let xb = &x[i * chw..][..chw];
-            let patches: &[T] = if pointwise {
-                xb
-            } else {
-                im2col_example(xb, g, cols, !par);
-                cols
-            };
-            if let Some(bias) = bias {
-                for (row, &bv) in yb.chunks_exact_mut(howo).zip(bias) {
-                    row.fill(bv);
+        per_example(
+            &mut y,
+            self.cout * howo,
+            self.scratch_len(),
+            par,
+            |i, yb, scratch| {
+                let patches = self.patches(x, i, scratch, !par);
+                if let Some(bias) = bias {
+                    for (row, &bv) in yb.chunks_exact_mut(howo).zip(bias) {
+                        row.fill(bv);
+                    }
                 }
-            }
-            let wm = (w, rows as isize, 1);
-            let pm = (patches, howo as isize, 1);
-            gemm_into(self.cout, howo, rows, yb, bias.is_some(), wm, pm, gpar);
-        });
+                let wm = (w, rows as isize, 1);
+                let pm = (patches, howo as isize, 1);
+                gemm_into(self.cout, howo, rows, yb, bias.is_some(), wm, pm, gpar);
+            },
+        );
         y
     }
 
@@ -235,7 +304,7 @@ impl ConvOp {
     /// output layer, a 1-deep outer product) and scattering them back.
     fn transposed<T: ConvElem>(&self, w: &[T]) -> Option<(ConvOp, Vec<T>)> {
         let g = &self.geom;
-        if g.s != 1 || g.p >= g.k || self.pointwise() {
+        if g.s != 1 || g.p >= g.k || g.k == 1 {
             return None;
         }
         let (k, c, cout) = (g.k, g.c, self.cout);
@@ -264,7 +333,14 @@ impl ConvOp {
         };
         // Only when that convolution's output is exactly the input's size.
         let fits = g.ho + 2 * geom.p + 1 == g.h + k && g.wo + 2 * geom.p + 1 == g.w + k;
-        fits.then_some((ConvOp { geom, cout: c }, wt))
+        fits.then_some((
+            ConvOp {
+                geom,
+                cout: c,
+                up: 1,
+            },
+            wt,
+        ))
     }
 
     /// `dx` as `Wᵀ·dy_b` per example, each patch gradient added back onto its pixels.
@@ -278,7 +354,8 @@ impl ConvOp {
         let g = &self.geom;
         let (rows, howo, chw) = (g.rows(), g.ho * g.wo, g.c * g.h * g.w);
         let cout = self.cout;
-        let pointwise = self.pointwise();
+        // The gradient of the (upsampled) convolution input; pointwise only without upsampling.
+        let pointwise = g.k == 1 && g.s == 1 && g.p == 0;
         let mut dx = vec![T::zero(); g.b * chw];
         // dcols = Wᵀ·dy_b, then scattered back onto the pixels (1×1: dcols is dx_b).
         let scratch = if pointwise { 0 } else { rows * howo };
@@ -307,39 +384,51 @@ impl ConvOp {
         want_db: bool,
     ) -> (Option<Vec<T>>, Vec<T>, Option<Vec<T>>) {
         let g = &self.geom;
-        let (rows, howo, chw) = (g.rows(), g.ho * g.wo, g.c * g.h * g.w);
+        let (rows, howo) = (g.rows(), g.ho * g.wo);
         let cout = self.cout;
         let (par, gpar) = split(g.b);
-        let pointwise = self.pointwise();
-        let dx = want_dx.then(|| match self.transposed(w) {
-            Some((op, wt)) => op.forward(dy, &wt, None),
-            None => self.input_grad_by_col2im(w, dy, par, gpar),
+        let dx = want_dx.then(|| {
+            let dx = match self.transposed(w) {
+                Some((op, wt)) => op.forward(dy, &wt, None),
+                None => self.input_grad_by_col2im(w, dy, par, gpar),
+            };
+            if self.up == 1 {
+                return dx;
+            }
+            // Back through the upsampling: each input pixel's gradient is the sum of its block.
+            let u = self.upsampler();
+            let (hw, f2) = (u.h * u.w, u.f * u.f);
+            let mut small = vec![T::zero(); self.input_len()];
+            small
+                .par_chunks_mut(hw)
+                .zip(dx.par_chunks(hw * f2))
+                .for_each(|(o, d)| u.plane_adjoint(d, o));
+            small
         });
         // Per-example dW_b and db_b, then summed in example order.
         let per = cout * rows + cout;
         let mut parts = vec![T::zero(); g.b * per];
-        let scratch = if pointwise { 0 } else { rows * howo };
-        per_example(&mut parts, per, scratch, par, |i, part, cols| {
-            let xb = &x[i * chw..][..chw];
-            let dyb = &dy[i * cout * howo..][..cout * howo];
-            let patches: &[T] = if pointwise {
-                xb
-            } else {
-                im2col_example(xb, g, cols, !par);
-                cols
-            };
-            let (dw, db) = part.split_at_mut(cout * rows);
-            // dW_bᵀ = cols_b·dy_bᵀ, `(c·k·k, cout)`: both operands read along their rows
-            // (the product with k = ho·wo), measured faster than dy_b·cols_bᵀ.
-            let pm = (patches, howo as isize, 1);
-            let dt = (dyb, 1, howo as isize);
-            gemm_into(rows, cout, howo, dw, false, pm, dt, gpar);
-            if want_db {
-                for (d, row) in db.iter_mut().zip(dyb.chunks_exact(howo)) {
-                    *d = T::from_f64(row.iter().map(|v| v.to_f64()).sum::<f64>());
+        per_example(
+            &mut parts,
+            per,
+            self.scratch_len(),
+            par,
+            |i, part, scratch| {
+                let dyb = &dy[i * cout * howo..][..cout * howo];
+                let patches = self.patches(x, i, scratch, !par);
+                let (dw, db) = part.split_at_mut(cout * rows);
+                // dW_bᵀ = cols_b·dy_bᵀ, `(c·k·k, cout)`: both operands read along their rows
+                // (the product with k = ho·wo), measured faster than dy_b·cols_bᵀ.
+                let pm = (patches, howo as isize, 1);
+                let dt = (dyb, 1, howo as isize);
+                gemm_into(rows, cout, howo, dw, false, pm, dt, gpar);
+                if want_db {
+                    for (d, row) in db.iter_mut().zip(dyb.chunks_exact(howo)) {
+                        *d = T::from_f64(row.iter().map(|v| v.to_f64()).sum::<f64>());
+                    }
                 }
-            }
-        });
+            },
+        );
         let mut total = vec![T::zero(); per];
         for part in parts.chunks_exact(per) {
             for (t, &v) in total.iter_mut().zip(part) {
@@ -364,7 +453,7 @@ impl ConvOp {
         bias: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geom;
-        let (nx, nw) = (g.b * g.c * g.h * g.w, self.cout * g.rows());
+        let (nx, nw) = (self.input_len(), self.cout * g.rows());
         fn run<T: ConvElem>(
             op: &ConvOp,
             x: (&CpuStorage, &Layout),
@@ -413,7 +502,7 @@ impl ConvOp {
             candle_core::bail!("conv2d: CPU only")
         };
         let (nx, nw, ny) = (
-            g.b * g.c * g.h * g.w,
+            self.input_len(),
             self.cout * g.rows(),
             g.b * self.cout * g.ho * g.wo,
         );
@@ -435,7 +524,7 @@ impl ConvOp {
                 want_db,
             );
             Ok((
-                dx.map(|v| Tensor::from_vec(v, (g.b, g.c, g.h, g.w), dev))
+                dx.map(|v| Tensor::from_vec(v, (g.b, g.c, g.h / op.up, g.w / op.up), dev))
                     .transpose()?,
                 Tensor::from_vec(dw, (op.cout, g.c, g.k, g.k), dev)?,
                 db.map(|v| Tensor::from_vec(v, op.cout, dev)).transpose()?,
