@@ -122,6 +122,7 @@ fn main() -> ExitCode {
         // after this point; nothing else reads the environment concurrently here.
         std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
     }
+    deepsky_nn::device::init_cpu_threads();
     deepsky_runtime::progress::init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),

@@ -10,6 +10,8 @@ use deepsky_detect::Preprocess;
 use deepsky_nn::train::{NoHooks, TrainConfig};
 
 fn main() {
+    // As the `deepsky` CLI does.
+    deepsky_nn::device::init_cpu_threads();
     let a: Vec<usize> = std::env::args()
         .skip(1)
         .map(|s| s.parse().unwrap())

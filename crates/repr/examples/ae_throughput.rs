@@ -117,6 +117,8 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the `deepsky` CLI does.
+    deepsky_nn::device::init_cpu_threads();
     let mut steps = 320usize;
     let mut models = vec!["dense".to_string(), "conv".to_string()];
     let mut args = std::env::args().skip(1);
