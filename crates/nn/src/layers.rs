@@ -658,8 +658,16 @@ impl Upsample {
         let wf = w * f;
         for (row, block) in x.chunks_exact(w).zip(out.chunks_exact_mut(wf * f)) {
             let (first, rest) = block.split_at_mut(wf);
-            for (o, &v) in first.chunks_exact_mut(f).zip(row) {
-                o.fill(v);
+            if f == 2 {
+                // The common factor, written out so that the loop vectorises.
+                for (o, &v) in first.chunks_exact_mut(2).zip(row) {
+                    o[0] = v;
+                    o[1] = v;
+                }
+            } else {
+                for (o, &v) in first.chunks_exact_mut(f).zip(row) {
+                    o.fill(v);
+                }
             }
             for r in rest.chunks_exact_mut(wf) {
                 r.copy_from_slice(first);
@@ -667,19 +675,27 @@ impl Upsample {
         }
     }
 
-    /// The block sums of one plane `dy` `(h·f, w·f)` into `out` `(h, w)`.
+    /// The block sums of one plane `dy` `(h·f, w·f)` into `out` `(h, w)`: the block's rows
+    /// added first (element-wise, vectorised), then each run of `f` columns.
     fn plane_adjoint<T: ConvElem>(&self, dy: &[T], out: &mut [T]) {
         let (w, f) = (self.w, self.f);
         let wf = w * f;
+        let mut acc = vec![T::zero(); wf];
         for (rows, o) in dy.chunks_exact(wf * f).zip(out.chunks_exact_mut(w)) {
-            for (j, o) in o.iter_mut().enumerate() {
-                let mut acc = T::zero();
-                for r in 0..f {
-                    for &v in &rows[r * wf + j * f..][..f] {
-                        acc += v;
-                    }
+            acc.copy_from_slice(&rows[..wf]);
+            for r in rows[wf..].chunks_exact(wf) {
+                for (a, &v) in acc.iter_mut().zip(r) {
+                    *a += v;
                 }
-                *o = acc;
+            }
+            if f == 2 {
+                for (o, pair) in o.iter_mut().zip(acc.chunks_exact(2)) {
+                    *o = pair[0] + pair[1];
+                }
+            } else {
+                for (o, run) in o.iter_mut().zip(acc.chunks_exact(f)) {
+                    *o = run.iter().fold(T::zero(), |s, &v| s + v);
+                }
             }
         }
     }
