@@ -28,8 +28,8 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     /// Worker threads for numerics (default: all cores; env DEEPSKY_THREADS). Use 1 when
-    /// several runs share the cores: candle's CPU pool spin-waits, and oversubscribed cores
-    /// turn that spinning into most of the run time (measured 3.5× slower).
+    /// several runs share the cores: idle workers spin-wait, and oversubscribed cores turn
+    /// that spinning into most of the run time (measured 3.5× slower).
     #[arg(long, global = true, env = "DEEPSKY_THREADS", value_name = "N")]
     threads: Option<usize>,
     #[command(subcommand)]
