@@ -996,32 +996,10 @@ impl DenseOp {
         } else {
             gemm::Parallelism::None
         };
+        // yᵀ `(n, m)` row-major (y column-major) = W `(n, k)` · xᵀ `(k, m)`.
         let mut yt = vec![T::zero(); m * n];
-        // SAFETY: yt is (m, n) column-major (m·n elements); x is (m, k) and w (n, k)
-        // row-major, each of exactly those sizes, as the strides below read them.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                yt.as_mut_ptr(),
-                m as isize,
-                1,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                par,
-            )
-        }
+        let (wm, xt) = ((w, k as isize, 1), (x, 1, k as isize));
+        conv_cpu::gemm_into(n, m, k, &mut yt, false, wm, xt, par);
         let mut y = vec![T::zero(); m * n];
         for (j, col) in yt.chunks_exact(m.max(1)).enumerate() {
             for (i, &v) in col.iter().enumerate() {
@@ -1288,6 +1266,16 @@ mod tests {
         );
     }
 
+    /// A CPU conv layer (with bias) whose parameters are named after `tag`.
+    fn tagged_conv(
+        vars: &crate::init::SeededVarMap,
+        tag: &str,
+        (cin, cout, k, s, p): (usize, usize, usize, usize, usize),
+    ) -> Conv2d {
+        let vb = vars.builder(&Device::Cpu).pp(tag.replace(' ', "_"));
+        conv2d(cin, cout, k, s, p, vb).unwrap()
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         assert_eq!(a.dims(), b.dims());
         (a - b)
@@ -1408,15 +1396,7 @@ mod tests {
             (2, 3, 3, 2, 1, 8, 8),
         ] {
             let tag = format!("cin{cin} cout{cout} k{k} s{s} p{p} {h}x{w}");
-            let conv = conv2d(
-                cin,
-                cout,
-                k,
-                s,
-                p,
-                vars.builder(&dev).pp(tag.replace(' ', "_")),
-            )
-            .unwrap();
+            let conv = tagged_conv(&vars, &tag, (cin, cout, k, s, p));
             let n = 2 * cin * h * w;
             let x = candle_core::Var::from_tensor(
                 &(Tensor::arange(0f32, n as f32, &dev)
@@ -1486,15 +1466,7 @@ mod tests {
             (2, 2, 3, 1, 1, 1),
         ] {
             let tag = format!("cin{cin} cout{cout} k{k} s{s} p{p} f{f}");
-            let conv = conv2d(
-                cin,
-                cout,
-                k,
-                s,
-                p,
-                vars.builder(&dev).pp(tag.replace(' ', "_")),
-            )
-            .unwrap();
+            let conv = tagged_conv(&vars, &tag, (cin, cout, k, s, p));
             let (b, h, w) = (3, 4, 5);
             let x = Var::from_tensor(
                 &Tensor::arange(0f32, (b * cin * h * w) as f32, &dev)

@@ -19,9 +19,9 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// `dst = (read_dst ? dst : 0) + a·b` for row-major `a` `(m, k)` and `b` `(k, n)` given by
-/// their strides, `dst` `(m, n)` row-major.
+/// their strides, `dst` `(m, n)` row-major. (Also the dense layer's forward product.)
 #[allow(clippy::too_many_arguments)]
-fn gemm_into<T: ConvElem>(
+pub(super) fn gemm_into<T: ConvElem>(
     m: usize,
     n: usize,
     k: usize,
@@ -396,14 +396,11 @@ impl ConvOp {
                 return dx;
             }
             // Back through the upsampling: each input pixel's gradient is the sum of its block.
-            let u = self.upsampler();
-            let (hw, f2) = (u.h * u.w, u.f * u.f);
-            let mut small = vec![T::zero(); self.input_len()];
-            small
-                .par_chunks_mut(hw)
-                .zip(dx.par_chunks(hw * f2))
-                .for_each(|(o, d)| u.plane_adjoint(d, o));
-            small
+            let batch = Upsample {
+                planes: g.b * g.c,
+                ..self.upsampler()
+            };
+            batch.backward(&dx)
         });
         // Per-example dW_b and db_b, then summed in example order.
         let per = cout * rows + cout;
