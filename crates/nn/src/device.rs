@@ -66,7 +66,7 @@ pub fn enabled_features() -> Vec<&'static str> {
 /// (`perf` gave candle's worker 22 % of a conv-autoencoder run's samples). With
 /// `CANDLE_NUM_THREADS=1` candle's element-wise operations run on the calling thread and
 /// there is one pool. Measured on 2 cores, 2 threads, medians of alternated runs: conv-AE
-/// step 23.7 → 20–22 ms, dense-AE step 9.2 → 7.9 ms, detector step (crop 128, batch 16)
+/// step 27.3 → 21.7 ms (23.7 → 21.3 ms in a second comparison), dense-AE step 9.2 → 7.9 ms, detector step (crop 128, batch 16)
 /// 0.49–0.52 → 0.45 s; shower-GAN generation unchanged within its run-to-run spread. A
 /// `CANDLE_NUM_THREADS` the user has set is kept.
 pub fn init_cpu_threads() {
