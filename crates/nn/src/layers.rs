@@ -1266,6 +1266,15 @@ mod tests {
         );
     }
 
+    /// `f` run on a rayon pool of `threads` threads.
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(f)
+    }
+
     /// A CPU conv layer (with bias) whose parameters are named after `tag`.
     fn tagged_conv(
         vars: &crate::init::SeededVarMap,
@@ -1333,11 +1342,7 @@ mod tests {
                 (3, 5, 3, 1, 1, true, 2),
             ] {
                 let run = |threads: usize| {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .unwrap();
-                    pool.install(|| {
+                    on_threads(threads, || {
                         let vars = crate::init::SeededVarMap::new(11);
                         let vb = vars.builder(&dev).set_dtype(dtype);
                         let conv = if bias {
@@ -1612,11 +1617,7 @@ mod tests {
         let dev = Device::Cpu;
         let (b, c, h, w) = (5, 3, 7, 9);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            on_threads(threads, || {
                 let vars = crate::init::SeededVarMap::new(4);
                 let norm = Norm::new(NormKind::Batch, c, true, vars.builder(&dev)).unwrap();
                 let n = (b * c * h * w) as f32;
