@@ -88,6 +88,7 @@ pub fn nn_error(e: deepsky_nn::NnError) -> RunError {
     match e {
         NnError::Interrupted => RunError::Interrupted,
         NnError::Config(m) => RunError::Input(m),
+        NnError::Invalid(e) => RunError::from(e),
         e @ NnError::Checkpoint { .. } => RunError::Input(e.to_string()),
         e => RunError::Failed(e.to_string()),
     }

@@ -7,7 +7,7 @@ use deepsky_detect::loss::LossConfig;
 use deepsky_detect::model::DetectorConfig;
 use deepsky_detect::trained::{TrainedDetector, TrainedOn};
 use deepsky_detect::Preprocess;
-use deepsky_nn::train::{NoHooks, TrainConfig};
+use deepsky_nn::train::{TrainConfig, Trainer};
 
 fn main() {
     // As the `deepsky` CLI does.
@@ -47,12 +47,9 @@ fn main() {
     let t = std::time::Instant::now();
     det.fit(
         &data,
-        &cfg,
         &AssignConfig::default(),
         &LossConfig::default(),
-        None,
-        false,
-        &mut NoHooks,
+        Trainer::new(&cfg),
     )
     .unwrap();
     let dt = t.elapsed().as_secs_f64();

@@ -10,12 +10,13 @@
 //! anchor of each box gets that box's best IoU: classification confidence learns to predict
 //! localisation quality, which is what NMS and the score threshold then rank by.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::boxes::BBox;
 
 /// Assigner settings (`[train.assign]`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AssignConfig {
     /// Positives per truth box.

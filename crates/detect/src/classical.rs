@@ -49,13 +49,15 @@
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::background::{par_rows_mut, Background};
 use crate::error::{check_mask, DetectError, Result};
 
 /// Settings of the classical detector.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassicalConfig {
     /// FWHM of the Gaussian matched filter, pixels: ideally the PSF's FWHM.
@@ -92,13 +94,11 @@ impl Default for ClassicalConfig {
     }
 }
 
-impl ClassicalConfig {
-    /// Checks every field; the error names the offending key and value.
-    pub fn validate(&self) -> Result<()> {
+impl Validate for ClassicalConfig {
+    /// Checks every field; the error names the key, the message the value.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
         let bad = |key: &str, value: String, why: &str| {
-            Err(DetectError::InvalidConfig(format!(
-                "classical.{key} = {value}: {why}"
-            )))
+            Err(ConfigError::at(key, format!("{why}, got {value}")))
         };
         if !(self.fwhm.is_finite() && self.fwhm > 0.0 && self.fwhm <= 100.0) {
             return bad("fwhm", self.fwhm.to_string(), "must be in (0, 100] pixels");
@@ -1149,7 +1149,8 @@ pub(crate) mod tests {
     // Reference implementations index pixels explicitly, to mirror the formulas they check.
     #![allow(clippy::needless_range_loop)]
     use super::*;
-    use crate::background::{erf, estimate_background, BackgroundConfig};
+    use crate::background::{estimate_background, BackgroundConfig};
+    use deepsky_core::math::erf;
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, Normal};
     use rand_pcg::Pcg64;
@@ -1636,7 +1637,7 @@ pub(crate) mod tests {
             },
         ] {
             assert!(
-                matches!(bad.validate(), Err(DetectError::InvalidConfig(_))),
+                bad.validate().is_err(),
                 "{bad:?}"
             );
         }

@@ -13,6 +13,8 @@ use ndarray::{s, Array2, ArrayView2};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use deepsky_nn::init::named_rng;
@@ -25,7 +27,7 @@ use crate::metrics::TruthObject;
 use crate::Preprocess;
 
 /// How training examples are made (`[data]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Number of simulated training fields.
@@ -62,10 +64,10 @@ impl Default for DataConfig {
     }
 }
 
-impl DataConfig {
-    /// Range checks, with the key that is wrong.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+impl Validate for DataConfig {
+    /// Range checks, keys relative to the `[data]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
         if self.fields == 0 {
             return bad("fields", "must be at least 1");
         }
@@ -147,9 +149,7 @@ pub fn truth_objects(cat: &deepsky_sim::sky::SkyCatalog) -> Vec<TruthObject> {
 impl TrainData {
     /// Simulate the training fields (in parallel).
     pub fn simulate(cfg: &DataConfig, pre: &Preprocess, seed: u64) -> Result<TrainData> {
-        if let Err((k, m)) = cfg.check() {
-            return Err(DetectError::InvalidConfig(format!("data.{k}: {m}")));
-        }
+        cfg.validate().map_err(|e| e.within("data"))?;
         let fields = (0..cfg.fields)
             .into_par_iter()
             .map(|k| {

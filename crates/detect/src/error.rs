@@ -8,7 +8,7 @@
 pub enum DetectError {
     /// A configuration value is out of its valid range; the message names the key and the value.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] deepsky_core::ConfigError),
     /// Two arrays that must describe the same pixels (image, mask, background maps) differ in shape.
     #[error("shape mismatch: {what} has shape {got:?}, expected {expected:?}")]
     ShapeMismatch {

@@ -38,13 +38,14 @@ pub mod predict;
 pub mod trained;
 
 use ndarray::{Array2, ArrayView2};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use error::{DetectError, Result};
 
 /// What happens to an image before the network sees it (saved in the model card, so that
 /// prediction repeats training's preprocessing exactly).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Preprocess {
     /// Background and noise estimation.

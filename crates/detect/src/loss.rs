@@ -4,6 +4,7 @@
 //! boxes are a few pixels across and a distribution over 16 bins per side buys nothing there).
 
 use candle_core::{DType, Result, Tensor, D};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::assign::{assign, AssignConfig, Target};
@@ -11,7 +12,7 @@ use crate::boxes::BBox;
 use crate::model::Outputs;
 
 /// Loss weights (`[train.loss]`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossConfig {
     /// Weight of the box (GIoU) term.

@@ -24,6 +24,7 @@
 //!   detections claiming them are neither true nor false positives, and they do not count in
 //!   recall. `ap50_agnostic` does the same ignoring classes (for detectors without them).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::boxes::BBox;
@@ -78,7 +79,7 @@ pub struct DetectedObject {
 }
 
 /// Settings of the evaluation (`[evaluate]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
     /// Smallest matching radius, pixels.

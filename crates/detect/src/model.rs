@@ -16,10 +16,12 @@
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use deepsky_nn::layers::{self, conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
+use deepsky_core::config::{ensure, ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Model size: channel widths of the four backbone stages.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelSize {
     /// Nano: widths 16, 32, 64, 128 (about 0.3 M parameters).
@@ -29,7 +31,7 @@ pub enum ModelSize {
 }
 
 /// The network's shape (the `[model]` section of a detect config; saved with the weights).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     /// `n` or `s`.
@@ -62,15 +64,13 @@ impl DetectorConfig {
         }
     }
 
-    /// Range checks, with the key that is wrong.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        if self.depth == 0 || self.depth > 4 {
-            return Err(("depth".into(), "must be 1 to 4".into()));
-        }
-        if self.classes.is_empty() {
-            return Err(("classes".into(), "needs at least one class".into()));
-        }
-        Ok(())
+}
+
+impl Validate for DetectorConfig {
+    /// Range checks, keys relative to the `[model]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        ensure(self.depth >= 1 && self.depth <= 4, "depth", "must be 1 to 4")?;
+        ensure(!self.classes.is_empty(), "classes", "needs at least one class")
     }
 }
 

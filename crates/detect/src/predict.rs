@@ -13,6 +13,8 @@
 //! the rare pair whose centres fall either side of the boundary.
 
 use ndarray::{s, Array2, ArrayView2};
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::background::{estimate_background, normalise_asinh, Background};
@@ -22,7 +24,7 @@ use crate::model::{anchors, SIZE_MULTIPLE};
 use crate::trained::{images_tensor, TrainedDetector};
 
 /// Settings of prediction (`[predict]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PredictConfig {
     /// Tile side, pixels (a multiple of 16).
@@ -60,10 +62,10 @@ impl Default for PredictConfig {
     }
 }
 
-impl PredictConfig {
-    /// Range checks, with the key that is wrong.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+impl Validate for PredictConfig {
+    /// Range checks, keys relative to the `[predict]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
         if self.tile < 32 || self.tile % SIZE_MULTIPLE != 0 {
             return bad("tile", "must be a multiple of 16, at least 32");
         }
@@ -300,9 +302,7 @@ pub fn predict(
     cfg: &PredictConfig,
     on_tiles: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Prediction> {
-    if let Err((k, m)) = cfg.check() {
-        return Err(DetectError::InvalidConfig(format!("predict.{k}: {m}")));
-    }
+    cfg.validate().map_err(|e| e.within("predict"))?;
     let (h, w) = image.dim();
     if h == 0 || w == 0 {
         return Err(DetectError::Input("the image is empty".into()));

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use deepsky_nn::init::SeededVarMap;
-use deepsky_nn::train::{self, Batch, Hooks, TrainConfig, TrainOutcome, TrainTask};
+use deepsky_nn::train::{self, Batch, TrainOutcome, TrainTask, Trainer};
 use deepsky_nn::NnError;
+use deepsky_core::config::Validate;
 use serde::{Deserialize, Serialize};
 
 use crate::assign::AssignConfig;
@@ -111,9 +112,7 @@ impl TrainedDetector {
         seed: u64,
         device: &Device,
     ) -> Result<TrainedDetector, NnError> {
-        if let Err((k, m)) = model.check() {
-            return Err(NnError::config(format!("model.{k}: {m}")));
-        }
+        model.validate().map_err(|e| e.within("model"))?;
         let vars = SeededVarMap::new(seed);
         let net = Detector::new(model, vars.builder(device).pp("det"))?;
         Ok(TrainedDetector {
@@ -148,19 +147,17 @@ impl TrainedDetector {
         }
     }
 
-    /// Train on examples drawn from `data`.
+    /// Train on examples drawn from `data`, with the loop `trainer` describes (settings,
+    /// checkpoints, resume, hooks).
     pub fn fit(
         &self,
         data: &TrainData,
-        cfg: &TrainConfig,
         assign: &AssignConfig,
         loss: &LossConfig,
-        checkpoints: Option<&Path>,
-        resume: bool,
-        hooks: &mut dyn Hooks,
+        trainer: Trainer<'_>,
     ) -> Result<TrainOutcome, NnError> {
         let task = self.task(data, assign, loss);
-        train::train(&task, self.vars.varmap(), cfg, checkpoints, resume, hooks)
+        trainer.run(&task, self.vars.varmap())
     }
 
     /// Mean loss over examples `indices` of epoch 0, in evaluation mode.
@@ -209,7 +206,7 @@ impl TrainedDetector {
 mod tests {
     use super::*;
     use crate::dataset::DataConfig;
-    use deepsky_nn::train::NoHooks;
+    use deepsky_nn::train::TrainConfig;
 
     #[test]
     fn training_lowers_the_loss_and_saved_models_reload_equal() {
@@ -242,12 +239,9 @@ mod tests {
         let out = det
             .fit(
                 &data,
-                &cfg,
                 &AssignConfig::default(),
                 &LossConfig::default(),
-                None,
-                false,
-                &mut NoHooks,
+                Trainer::new(&cfg),
             )
             .unwrap();
         eprintln!(

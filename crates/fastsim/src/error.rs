@@ -6,7 +6,7 @@
 pub enum FastsimError {
     /// A configuration value is out of range; the message names the key and the value.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] deepsky_core::ConfigError),
     /// Input data that cannot be used (wrong shapes, too few showers, NaN energies …).
     #[error("{0}")]
     Input(String),

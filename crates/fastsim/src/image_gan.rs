@@ -1,5 +1,5 @@
 //! A DCGAN-style image GAN for galaxy cutouts, trained by the same adversarial loop as the
-//! shower GAN ([`deepsky_nn::gan::train_gan`]): [`ImageGan`] is the [`GanTask`];
+//! shower GAN ([`deepsky_nn::gan::GanTrainer`]): [`ImageGan`] is the [`GanTask`];
 //! [`LoadedImageGenerator`] makes images from a saved model.
 //!
 //! **Pixels.** Galaxy stamps span four decades (sky noise of ~20 ADU, cores of 10⁴ ADU) and
@@ -38,13 +38,13 @@
 //! ```no_run
 //! use candle_core::Device;
 //! use deepsky_fastsim::image_gan::{read_cutouts, ImageGan, ImageGanConfig};
-//! use deepsky_nn::gan::{train_gan, GanConfig, NoGanHooks};
+//! use deepsky_nn::gan::{GanConfig, GanTrainer};
 //!
 //! let galaxies = read_cutouts("data/cutouts.h5".as_ref(), Some(0))?;
 //! let mut gan = ImageGan::new(&ImageGanConfig::default(), 1, &Device::Cpu)?;
 //! gan.set_data(&galaxies)?;
 //! let train = GanConfig { epochs: 50, batch_size: 64, ..Default::default() };
-//! train_gan(&gan, &train, None, false, &mut NoGanHooks)?;
+//! GanTrainer::new(&train).run(&gan)?;
 //! let fakes = gan.generate(16, 7)?; // (16, 32, 32), pixel units
 //! gan.save("out/model".as_ref(), 50)?;
 //! # Ok::<(), deepsky_fastsim::FastsimError>(())
@@ -61,6 +61,8 @@ use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::layers::{conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use deepsky_nn::train::Batch;
 use ndarray::{Array3, Axis};
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{to_candle, FastsimError, Result};
@@ -79,7 +81,7 @@ const LEAK: f64 = 0.2;
 const GENERATE_BATCH: usize = 256;
 
 /// Network sizes and pixel normalisation (the `[model]` section of an image-GAN config).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageGanConfig {
     /// Noise dimension.
@@ -114,10 +116,10 @@ impl Default for ImageGanConfig {
     }
 }
 
-impl ImageGanConfig {
-    /// Range checks; the error names the key (relative to the `[model]` section).
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: String| Err((k.to_string(), m));
+impl Validate for ImageGanConfig {
+    /// Range checks, keys relative to the `[model]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: String| Err(ConfigError::at(k, m));
         if self.latent == 0 || self.latent > 4096 {
             return bad(
                 "latent",
@@ -149,7 +151,9 @@ impl ImageGanConfig {
         }
         Ok(())
     }
+}
 
+impl ImageGanConfig {
     /// Number of ×2 stages between 4 × 4 and the image size.
     fn stages(&self) -> usize {
         (self.image_size / 4).trailing_zeros() as usize
@@ -581,8 +585,7 @@ pub struct ImageGan {
 impl ImageGan {
     /// Fresh networks initialised from `seed` (noise during training is drawn from it too).
     pub fn new(cfg: &ImageGanConfig, seed: u64, device: &Device) -> Result<ImageGan> {
-        cfg.check()
-            .map_err(|(k, m)| FastsimError::InvalidConfig(format!("model.{k}: {m}")))?;
+        cfg.validate().map_err(|e| e.within("model"))?;
         let generator_vars = SeededVarMap::new(seed);
         let ema_vars = SeededVarMap::new(seed);
         let critic_vars = SeededVarMap::new(seed ^ 0x5eed_c417);
@@ -808,8 +811,8 @@ impl LoadedImageGenerator {
             )));
         }
         card.model
-            .check()
-            .map_err(|(k, m)| FastsimError::Input(format!("{}: model.{k}: {m}", model_json())))?;
+            .validate()
+            .map_err(|e| FastsimError::Input(format!("{}: model.{}: {}", model_json(), e.key, e.message)))?;
         if card.normalisation.is_none() {
             return Err(FastsimError::Input(format!(
                 "{}: has no pixel normalisation",

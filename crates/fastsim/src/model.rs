@@ -36,13 +36,15 @@
 
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::{Linear, VarBuilder};
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{cell_positions_mm, LAYER_CELLS, N_CELLS};
 use crate::error::Result;
 
 /// Network sizes (the `[model]` section of a fastsim config).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShowerGanConfig {
     /// Noise dimension.
@@ -67,10 +69,10 @@ impl Default for ShowerGanConfig {
     }
 }
 
-impl ShowerGanConfig {
-    /// Range checks; the error names the key under `model.`.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+impl Validate for ShowerGanConfig {
+    /// Range checks, keys relative to the `[model]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
         if self.latent == 0 || self.latent > 4096 {
             return bad("latent", "must be in 1..=4096");
         }

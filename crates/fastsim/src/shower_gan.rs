@@ -18,6 +18,8 @@ use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::train::Batch;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use schemars::JsonSchema;
+use deepsky_core::config::Validate;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{unflatten_cells, Conditioning, ShowerTensors, N_CELLS};
@@ -28,7 +30,7 @@ use crate::model::{Critic, Generator, ShowerGanConfig};
 pub const MODEL_KIND: &str = "deepsky-fastsim-showers";
 
 /// Loss weights (the `[loss]` section).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShowerLossConfig {
     /// Weight of the energy-consistency term.
@@ -86,8 +88,7 @@ impl ShowerGan {
         seed: u64,
         device: &Device,
     ) -> Result<ShowerGan> {
-        cfg.check()
-            .map_err(|(k, m)| FastsimError::InvalidConfig(format!("model.{k}: {m}")))?;
+        cfg.validate().map_err(|e| e.within("model"))?;
         let cond_dim = conditioning.dim();
         let generator_vars = SeededVarMap::new(seed);
         let ema_vars = SeededVarMap::new(seed);
@@ -422,8 +423,8 @@ impl LoadedSimulator {
         let bad =
             |m: String| FastsimError::Input(format!("{}: {m}", dir.join("model.json").display()));
         card.model
-            .check()
-            .map_err(|(k, m)| bad(format!("model.{k}: {m}")))?;
+            .validate()
+            .map_err(|e| bad(format!("model.{}: {}", e.key, e.message)))?;
         let c = &card.conditioning;
         if c.particles.is_empty() {
             return Err(bad("conditioning lists no particle".into()));

@@ -8,7 +8,7 @@
 //! network finds no difference, 1.0 means the samples are perfectly separable.
 //!
 //! [`classifier_auc`] does this with a small MLP trained through deepsky's shared training loop
-//! ([`deepsky_nn::train::train`]):
+//! ([`deepsky_nn::train::Trainer`]):
 //!
 //! 1. both samples are cut to the same size (a seeded random subset of the larger one), so
 //!    that the AUC is not shifted by a class imbalance;
@@ -32,9 +32,11 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarMap};
 use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::layers::Act;
-use deepsky_nn::train::{self, Batch, EpochRecord, Hooks, TrainConfig, TrainTask};
+use deepsky_nn::train::{Batch, EpochRecord, Hooks, TrainConfig, TrainTask, Trainer};
 use ndarray::ArrayView2;
 use rand::seq::SliceRandom;
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{FastsimError, Result};
@@ -53,7 +55,7 @@ const MIN_DELTA: f64 = 1e-4;
 const SCORE_BATCH: usize = 1024;
 
 /// Settings of the classifier two-sample test.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassifierConfig {
     /// Widths of the hidden layers (SiLU after each); empty gives logistic regression.
@@ -83,30 +85,30 @@ impl Default for ClassifierConfig {
     }
 }
 
-impl ClassifierConfig {
-    /// Range checks; the error names the key and the value.
-    pub fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(FastsimError::InvalidConfig(m));
+impl Validate for ClassifierConfig {
+    /// Range checks, keys relative to the classifier's section; the message gives the value.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: String| Err(ConfigError::at(k, m));
         if self.hidden.contains(&0) {
-            return bad(format!(
-                "hidden = {:?}: every layer needs at least 1 unit",
-                self.hidden
-            ));
+            return bad(
+                "hidden",
+                format!("every layer needs at least 1 unit, got {:?}", self.hidden),
+            );
         }
         if self.epochs == 0 {
-            return bad("epochs = 0: must be at least 1".into());
+            return bad("epochs", "must be at least 1, got 0".into());
         }
         if self.batch_size == 0 {
-            return bad("batch_size = 0: must be at least 1".into());
+            return bad("batch_size", "must be at least 1, got 0".into());
         }
         if !(self.lr > 0.0 && self.lr < 10.0) {
-            return bad(format!("lr = {}: must be in (0, 10)", self.lr));
+            return bad("lr", format!("must be in (0, 10), got {}", self.lr));
         }
         if !(0.05..=0.95).contains(&self.test_fraction) {
-            return bad(format!(
-                "test_fraction = {}: must be in [0.05, 0.95]",
-                self.test_fraction
-            ));
+            return bad(
+                "test_fraction",
+                format!("must be in [0.05, 0.95], got {}", self.test_fraction),
+            );
         }
         Ok(())
     }
@@ -336,7 +338,7 @@ pub fn classifier_auc(
     b: ArrayView2<'_, f32>,
     cfg: &ClassifierConfig,
 ) -> Result<TwoSampleResult> {
-    cfg.check()?;
+    cfg.validate()?;
     if a.ncols() != b.ncols() {
         return Err(FastsimError::Input(format!(
             "the two samples have different features: {} columns in A, {} in B",
@@ -391,7 +393,7 @@ pub fn classifier_auc(
         snapshot: None,
         error: None,
     };
-    let outcome = train::train(&task, vars.varmap(), &train_cfg, None, false, &mut keep)?;
+    let outcome = Trainer::new(&train_cfg).hooks(&mut keep).run(&task, vars.varmap())?;
     if let Some(e) = keep.error.take() {
         return Err(e.into());
     }
@@ -410,8 +412,9 @@ pub fn classifier_auc(
         scores.extend(logits);
         start += len;
     }
-    let (fpr, tpr, auc) = deepsky_plot::roc_curve(&scores, &test_labels)
-        .map_err(|e| FastsimError::Input(format!("classifier two-sample test: {e}")))?;
+    let deepsky_core::metrics::Roc { fpr, tpr, auc } =
+        deepsky_core::metrics::roc_curve(&scores, &test_labels)
+            .map_err(|e| FastsimError::Input(format!("classifier two-sample test: {e}")))?;
     tracing::debug!(
         auc,
         n_train = 2 * train_a.len(),
@@ -470,7 +473,7 @@ mod tests {
 
     #[test]
     fn config_checks_and_serde_defaults() {
-        assert!(ClassifierConfig::default().check().is_ok());
+        assert!(ClassifierConfig::default().validate().is_ok());
         for bad in [
             ClassifierConfig {
                 test_fraction: 0.0,
@@ -489,7 +492,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(matches!(bad.check(), Err(FastsimError::InvalidConfig(_))));
+            assert!(bad.validate().is_err());
         }
         let cfg: ClassifierConfig = serde_json::from_str(r#"{"epochs": 5}"#).unwrap();
         assert_eq!(cfg.epochs, 5);

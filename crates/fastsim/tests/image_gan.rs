@@ -11,7 +11,8 @@ use deepsky_fastsim::image_gan::{
     read_cutouts, ImageGan, ImageGanConfig, ImageNormalisation, LoadedImageGenerator, SnConv2d,
     MODEL_KIND,
 };
-use deepsky_nn::gan::{train_gan, GanConfig, NoGanHooks};
+use deepsky_core::Validate;
+use deepsky_nn::gan::{GanConfig, GanTrainer};
 use deepsky_nn::init::SeededVarMap;
 use deepsky_nn::layers::NormKind;
 use ndarray::{s, Array3, Axis};
@@ -112,7 +113,7 @@ fn training_moves_generated_images_toward_the_data() {
     }
 
     let before = gan.generate(128, 9).unwrap();
-    let out = train_gan(&gan, &train_cfg(16), None, false, &mut NoGanHooks).unwrap();
+    let out = GanTrainer::new(&train_cfg(16)).run(&gan).unwrap();
     let h = &out.state.history;
     assert_eq!(h.len(), 16);
     assert_eq!(out.state.steps, 16 * 8);
@@ -175,12 +176,12 @@ fn resumed_training_equals_an_uninterrupted_run() {
     let ck = dir.path().join("checkpoints");
     // Uninterrupted: 4 epochs.
     let full = gan_with_data(4);
-    train_gan(&full, &train_cfg(4), None, false, &mut NoGanHooks).unwrap();
+    GanTrainer::new(&train_cfg(4)).run(&full).unwrap();
     // Interrupted after 2 epochs (checkpoint), then resumed to 4 in fresh networks.
     let first = gan_with_data(4);
-    train_gan(&first, &train_cfg(2), Some(&ck), false, &mut NoGanHooks).unwrap();
+    GanTrainer::new(&train_cfg(2)).checkpoints(&ck).run(&first).unwrap();
     let second = gan_with_data(4);
-    let out = train_gan(&second, &train_cfg(4), Some(&ck), true, &mut NoGanHooks).unwrap();
+    let out = GanTrainer::new(&train_cfg(4)).checkpoints(&ck).resume(true).run(&second).unwrap();
     assert_eq!(out.resumed_from, Some(2));
     assert_eq!(out.state.history.len(), 4);
     let a = full.generate(16, 1).unwrap();
@@ -197,9 +198,9 @@ fn bad_settings_are_refused_with_the_key_named() {
         image_size: 48,
         ..small_model()
     };
-    let (key, msg) = cfg.check().unwrap_err();
-    assert_eq!(key, "image_size");
-    assert!(msg.contains("power of two") && msg.contains("48"), "{msg}");
+    let e = cfg.validate().unwrap_err();
+    assert_eq!(e.key, "image_size");
+    assert!(e.message.contains("power of two") && e.message.contains("48"), "{e}");
     let err = ImageGan::new(&cfg, 1, &Device::Cpu).err().unwrap();
     assert!(err.to_string().contains("model.image_size"), "{err}");
     for (size, ok) in [
@@ -213,20 +214,20 @@ fn bad_settings_are_refused_with_the_key_named() {
             image_size: size,
             ..small_model()
         };
-        assert_eq!(cfg.check().is_ok(), ok, "image_size {size}");
+        assert_eq!(cfg.validate().is_ok(), ok, "image_size {size}");
     }
     let cfg = ImageGanConfig {
         asinh_softening: Some(-1.0),
         ..small_model()
     };
-    assert_eq!(cfg.check().unwrap_err().0, "asinh_softening");
+    assert_eq!(cfg.validate().unwrap_err().key, "asinh_softening");
     // Unknown keys are refused; absent keys take the defaults.
     let err = serde_json::from_str::<ImageGanConfig>(r#"{"image_sise": 32}"#).unwrap_err();
     assert!(err.to_string().contains("image_sise"), "{err}");
     let cfg: ImageGanConfig = serde_json::from_str(r#"{"latent": 8}"#).unwrap();
     assert_eq!(cfg.image_size, 32);
     assert_eq!(cfg.channels, 32);
-    cfg.check().unwrap();
+    cfg.validate().unwrap();
     // Training images of another size than the model's are refused.
     let mut gan = ImageGan::new(&small_model(), 1, &Device::Cpu).unwrap();
     let err = gan.set_data(&Array3::zeros((4, 16, 16))).unwrap_err();

@@ -6,7 +6,7 @@ use candle_core::Device;
 use deepsky_fastsim::data::{simulate_reference, Conditioning, ShowerTensors, N_CELLS};
 use deepsky_fastsim::model::ShowerGanConfig;
 use deepsky_fastsim::shower_gan::{LoadedSimulator, ShowerGan, ShowerLossConfig};
-use deepsky_nn::gan::{train_gan, GanConfig, NoGanHooks};
+use deepsky_nn::gan::{GanConfig, GanTrainer};
 use deepsky_sim::shower::{EnergySpec, Particle};
 
 fn small_model() -> ShowerGanConfig {
@@ -67,7 +67,7 @@ fn train_cfg(epochs: usize) -> GanConfig {
 #[test]
 fn training_reduces_the_energy_term_and_generated_showers_are_physical() {
     let gan = gan_with_data(3);
-    let out = train_gan(&gan, &train_cfg(12), None, false, &mut NoGanHooks).unwrap();
+    let out = GanTrainer::new(&train_cfg(12)).run(&gan).unwrap();
     let h = &out.state.history;
     assert_eq!(h.len(), 12);
     assert_eq!(out.state.steps, 12 * 3);
@@ -138,12 +138,12 @@ fn resumed_training_equals_an_uninterrupted_run() {
     let ck = dir.path().join("checkpoints");
     // Uninterrupted: 4 epochs.
     let full = gan_with_data(4);
-    train_gan(&full, &train_cfg(4), None, false, &mut NoGanHooks).unwrap();
+    GanTrainer::new(&train_cfg(4)).run(&full).unwrap();
     // Interrupted after 2 epochs (checkpoint), then resumed to 4 in a fresh process image.
     let first = gan_with_data(4);
-    train_gan(&first, &train_cfg(2), Some(&ck), false, &mut NoGanHooks).unwrap();
+    GanTrainer::new(&train_cfg(2)).checkpoints(&ck).run(&first).unwrap();
     let second = gan_with_data(4);
-    let out = train_gan(&second, &train_cfg(4), Some(&ck), true, &mut NoGanHooks).unwrap();
+    let out = GanTrainer::new(&train_cfg(4)).checkpoints(&ck).resume(true).run(&second).unwrap();
     assert_eq!(out.resumed_from, Some(2));
     assert_eq!(out.state.history.len(), 4);
     let e = [12.0f32; 8];
@@ -160,7 +160,7 @@ fn resumed_training_equals_an_uninterrupted_run() {
     let mut other = train_cfg(6);
     other.lr_critic = 1e-3;
     let third = gan_with_data(4);
-    let err = train_gan(&third, &other, Some(&ck), true, &mut NoGanHooks).unwrap_err();
+    let err = GanTrainer::new(&other).checkpoints(&ck).resume(true).run(&third).unwrap_err();
     assert!(
         err.to_string().contains("different [train] settings"),
         "{err}"
@@ -174,7 +174,7 @@ fn resumed_training_equals_an_uninterrupted_run() {
         other
             .set_data(data, ShowerLossConfig { energy_weight })
             .unwrap();
-        let err = train_gan(&other, &train_cfg(6), Some(&ck), true, &mut NoGanHooks).unwrap_err();
+        let err = GanTrainer::new(&train_cfg(6)).checkpoints(&ck).resume(true).run(&other).unwrap_err();
         assert!(err.to_string().contains("another model"), "{err}");
     }
 }

@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 /// What went wrong while building, training or loading a model.
 #[derive(Debug, thiserror::Error)]
 pub enum NnError {
-    /// A setting that cannot work (bad device, impossible shapes); a user's fix.
+    /// A setting that cannot work (bad device, impossible shapes, too few examples); a user's
+    /// fix.
     #[error("{0}")]
     Config(String),
+    /// A settings struct failed its checks: the key and why.
+    #[error(transparent)]
+    Invalid(#[from] deepsky_core::ConfigError),
     /// A checkpoint or model file that is missing, unreadable or does not match the model.
     #[error("{path}: {message}")]
     Checkpoint {

@@ -17,6 +17,9 @@ use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
+
 use crate::checkpoint::{load_tensors, save_tensors};
 use crate::error::{NnError, Result};
 use crate::init::named_rng;
@@ -24,7 +27,7 @@ use crate::optim::{AdamW, AdamWConfig};
 use crate::train::{keep_freed_memory, Batch};
 
 /// Settings of adversarial training (the `[train]` section of a GAN pipeline config).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GanConfig {
     /// Passes over the training set.
@@ -67,10 +70,10 @@ impl Default for GanConfig {
     }
 }
 
-impl GanConfig {
-    /// Range checks, with the key that is wrong (relative to the `[train]` section).
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+impl Validate for GanConfig {
+    /// Range checks, keys relative to the `[train]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1");
         }
@@ -199,7 +202,7 @@ pub struct GanState {
     pub history: Vec<GanEpoch>,
 }
 
-/// Outcome of [`train_gan`].
+/// Outcome of [`GanTrainer::run`].
 #[derive(Debug, Clone)]
 pub struct GanOutcome {
     /// Final state and history.
@@ -411,18 +414,77 @@ fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 
-/// Train `task` adversarially. With a checkpoint directory, writes checkpoints there and (with
-/// `resume`) continues from the newest one. The EMA variables start as a copy of the generator
-/// (unless resumed) and follow it after every generator step.
-pub fn train_gan(
+/// Runs adversarial training: the settings, plus where checkpoints go, whether to continue
+/// from them, and who hears about progress. Build it, then [`GanTrainer::run`] a task. The
+/// EMA variables start as a copy of the generator (unless resumed) and follow it after every
+/// generator step.
+pub struct GanTrainer<'a> {
+    config: &'a GanConfig,
+    checkpoints: Option<PathBuf>,
+    resume: bool,
+    hooks: Option<&'a mut dyn GanHooks>,
+}
+
+impl<'a> GanTrainer<'a> {
+    /// A trainer with these settings, no checkpoints and no hooks.
+    pub fn new(config: &'a GanConfig) -> GanTrainer<'a> {
+        GanTrainer {
+            config,
+            checkpoints: None,
+            resume: false,
+            hooks: None,
+        }
+    }
+
+    /// Write checkpoints (both networks, both optimisers, the moving average) into `dir`.
+    pub fn checkpoints(mut self, dir: impl Into<PathBuf>) -> GanTrainer<'a> {
+        self.checkpoints = Some(dir.into());
+        self
+    }
+
+    /// Continue from the newest checkpoint, if there is one; the result equals an
+    /// uninterrupted run's.
+    pub fn resume(mut self, resume: bool) -> GanTrainer<'a> {
+        self.resume = resume;
+        self
+    }
+
+    /// Report steps and epochs to `hooks`, and stop when they ask to.
+    pub fn hooks(mut self, hooks: &'a mut dyn GanHooks) -> GanTrainer<'a> {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GanConfig {
+        self.config
+    }
+
+    /// Train `task` adversarially.
+    pub fn run(self, task: &dyn GanTask) -> Result<GanOutcome> {
+        let mut no_hooks = NoGanHooks;
+        let hooks = match self.hooks {
+            Some(h) => h,
+            None => &mut no_hooks,
+        };
+        train_gan(
+            task,
+            self.config,
+            self.checkpoints.as_deref(),
+            self.resume,
+            hooks,
+        )
+    }
+}
+
+fn train_gan(
     task: &dyn GanTask,
     cfg: &GanConfig,
     checkpoints: Option<&Path>,
     resume: bool,
     hooks: &mut dyn GanHooks,
 ) -> Result<GanOutcome> {
-    cfg.check()
-        .map_err(|(k, m)| NnError::config(format!("train.{k}: {m}")))?;
+    cfg.validate().map_err(|e| e.within("train"))?;
     keep_freed_memory();
     let n = task.len();
     if n < 2 {

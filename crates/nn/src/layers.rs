@@ -6,12 +6,13 @@ use candle_core::{
 };
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod conv_cpu;
 
 /// Activation function, by name in configs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Act {
     /// max(0, x)
@@ -40,7 +41,7 @@ impl Act {
 }
 
 /// Normalisation after a layer, by name in configs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NormKind {
     /// None.

@@ -2,17 +2,17 @@
 //! autoencoders, the detector and the GANs, so that they all checkpoint, resume, schedule and
 //! stop early the same way.
 //!
-//! - [`train::train`] runs a [`train::TrainTask`] (a loss over a batch of indices) with AdamW
+//! - [`train::Trainer`] runs a [`train::TrainTask`] (a loss over a batch of indices) with AdamW
 //!   ([`optim`]), a warm-up + cosine/step schedule ([`schedule`]), seeded shuffling, a
 //!   validation split, early stopping, gradient clipping and checkpoints ([`checkpoint`]).
 //! - [`init::SeededVarMap`] makes parameter initialisation depend on the seed only.
-//! - [`gan::train_gan`] trains a [`gan::GanTask`] (critic and generator losses) with two
+//! - [`gan::GanTrainer`] trains a [`gan::GanTask`] (critic and generator losses) with two
 //!   optimisers, a moving average of the generator's weights, checkpoints and `--resume`.
 //! - [`device::parse_device`] reads `--device` (`cpu`, or `cuda[:N]` with the `cuda` feature).
 //!
 //! ```
 //! use candle_core::{Device, Tensor, Module};
-//! use deepsky_nn::{init::SeededVarMap, train::{self, Batch, TrainConfig, TrainTask, NoHooks}};
+//! use deepsky_nn::{init::SeededVarMap, train::{Batch, TrainConfig, TrainTask, Trainer}};
 //!
 //! // Fit y = 3x - 1 with one linear unit.
 //! struct Line { model: candle_nn::Linear, x: Tensor, y: Tensor }
@@ -31,7 +31,7 @@
 //! let y = Tensor::from_vec(xs.iter().map(|v| 3.0 * v - 1.0).collect::<Vec<f32>>(), (64, 1), &Device::Cpu).unwrap();
 //! let task = Line { model, x, y };
 //! let cfg = TrainConfig { epochs: 60, batch_size: 16, lr: 0.05, val_fraction: 0.0, ..Default::default() };
-//! let out = train::train(&task, vars.varmap(), &cfg, None, false, &mut NoHooks).unwrap();
+//! let out = Trainer::new(&cfg).run(&task, vars.varmap()).unwrap();
 //! assert!(out.state.history.last().unwrap().train_loss < 1e-2);
 //! ```
 #![deny(missing_docs)]

@@ -1,9 +1,10 @@
 //! Learning-rate schedules: linear warm-up, then constant, cosine decay or step decay.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Shape of the learning rate after warm-up.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// Constant.
@@ -15,7 +16,7 @@ pub enum ScheduleKind {
 }
 
 /// A learning-rate schedule, evaluated per optimiser step.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Schedule {
     /// `constant`, `cosine` or `step`.

@@ -14,6 +14,9 @@ use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use deepsky_core::config::{ConfigError, Validate};
+use schemars::JsonSchema;
+
 use crate::checkpoint::Checkpointer;
 use crate::error::{NnError, Result};
 use crate::init::named_rng;
@@ -21,7 +24,7 @@ use crate::optim::{AdamW, AdamWConfig};
 use crate::schedule::Schedule;
 
 /// Settings of the training loop (the `[train]` section of a pipeline config).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Passes over the training set.
@@ -66,10 +69,10 @@ impl Default for TrainConfig {
     }
 }
 
-impl TrainConfig {
-    /// Range checks, with the key that is wrong (relative to the `[train]` section).
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+impl Validate for TrainConfig {
+    /// Range checks, keys relative to the `[train]` section.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1");
         }
@@ -182,7 +185,7 @@ pub fn split(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>)
     (train, val)
 }
 
-/// Outcome of [`train`].
+/// Outcome of [`Trainer::run`].
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
     /// Final state (history, best epoch, early stopping).
@@ -195,10 +198,79 @@ pub struct TrainOutcome {
     pub resumed_from: Option<usize>,
 }
 
-/// Train the variables of `varmap` on `task`. With a checkpoint directory, writes checkpoints
-/// there and (with `resume`) continues from the newest one. At the end the variables hold the
-/// weights of the best validation epoch (or the last epoch without validation).
-pub fn train(
+/// Runs the training loop: the settings, plus where checkpoints go, whether to continue from
+/// them, and who hears about progress. Build it, then [`Trainer::run`] a task.
+///
+/// ```
+/// # use deepsky_nn::train::{Trainer, TrainConfig, NoHooks};
+/// let cfg = TrainConfig { epochs: 3, ..Default::default() };
+/// let dir = std::path::Path::new("out/checkpoints");
+/// let mut hooks = NoHooks;
+/// let trainer = Trainer::new(&cfg).checkpoints(dir).resume(true).hooks(&mut hooks);
+/// assert_eq!(trainer.config().epochs, 3);
+/// ```
+pub struct Trainer<'a> {
+    config: &'a TrainConfig,
+    checkpoints: Option<PathBuf>,
+    resume: bool,
+    hooks: Option<&'a mut dyn Hooks>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer with these settings, no checkpoints and no hooks.
+    pub fn new(config: &'a TrainConfig) -> Trainer<'a> {
+        Trainer {
+            config,
+            checkpoints: None,
+            resume: false,
+            hooks: None,
+        }
+    }
+
+    /// Write checkpoints into `dir` (created when needed).
+    pub fn checkpoints(mut self, dir: impl Into<PathBuf>) -> Trainer<'a> {
+        self.checkpoints = Some(dir.into());
+        self
+    }
+
+    /// Continue from the newest checkpoint in the checkpoint directory, if there is one; the
+    /// result equals an uninterrupted run's.
+    pub fn resume(mut self, resume: bool) -> Trainer<'a> {
+        self.resume = resume;
+        self
+    }
+
+    /// Report steps and epochs to `hooks`, and stop when they ask to.
+    pub fn hooks(mut self, hooks: &'a mut dyn Hooks) -> Trainer<'a> {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        self.config
+    }
+
+    /// Train the variables of `varmap` on `task`. At the end the variables hold the weights of
+    /// the best validation epoch (or the last epoch without validation).
+    pub fn run(self, task: &dyn TrainTask, varmap: &VarMap) -> Result<TrainOutcome> {
+        let mut no_hooks = NoHooks;
+        let hooks = match self.hooks {
+            Some(h) => h,
+            None => &mut no_hooks,
+        };
+        train(
+            task,
+            varmap,
+            self.config,
+            self.checkpoints.as_deref(),
+            self.resume,
+            hooks,
+        )
+    }
+}
+
+fn train(
     task: &dyn TrainTask,
     varmap: &VarMap,
     cfg: &TrainConfig,
@@ -206,8 +278,7 @@ pub fn train(
     resume: bool,
     hooks: &mut dyn Hooks,
 ) -> Result<TrainOutcome> {
-    cfg.check()
-        .map_err(|(k, m)| NnError::config(format!("train.{k}: {m}")))?;
+    cfg.validate().map_err(|e| e.within("train"))?;
     keep_freed_memory();
     let n = task.len();
     if n < 2 {

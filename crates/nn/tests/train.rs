@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Module, Tensor};
 use deepsky_nn::init::SeededVarMap;
-use deepsky_nn::train::{self, Batch, Hooks, TrainConfig, TrainTask};
+use deepsky_nn::train::{self, Batch, Hooks, TrainConfig, TrainTask, Trainer};
 use deepsky_nn::NnError;
 
 /// A two-layer MLP regressing y = sin(3x) + x².
@@ -83,14 +83,7 @@ impl Hooks for StopAfter {
 fn loss_falls_and_seed_repeats() {
     let vars = SeededVarMap::new(3);
     let task = Curve::new(&vars);
-    let out = train::train(
-        &task,
-        vars.varmap(),
-        &cfg(30),
-        None,
-        false,
-        &mut train::NoHooks,
-    )
+    let out = Trainer::new(&cfg(30)).run(&task, vars.varmap())
     .unwrap();
     let h = &out.state.history;
     assert_eq!(h.len(), 30);
@@ -104,14 +97,7 @@ fn loss_falls_and_seed_repeats() {
 
     let again = SeededVarMap::new(3);
     let task2 = Curve::new(&again);
-    train::train(
-        &task2,
-        again.varmap(),
-        &cfg(30),
-        None,
-        false,
-        &mut train::NoHooks,
-    )
+    Trainer::new(&cfg(30)).run(&task2, again.varmap())
     .unwrap();
     assert_eq!(weights(&vars), weights(&again));
 
@@ -132,40 +118,19 @@ fn interrupted_then_resumed_equals_uninterrupted() {
     // Uninterrupted: 6 epochs.
     let a = SeededVarMap::new(11);
     let ta = Curve::new(&a);
-    let full = train::train(
-        &ta,
-        a.varmap(),
-        &cfg(6),
-        Some(&dir.path().join("a")),
-        false,
-        &mut train::NoHooks,
-    )
+    let full = Trainer::new(&cfg(6)).checkpoints(&dir.path().join("a")).run(&ta, a.varmap())
     .unwrap();
 
     // Interrupted in the middle of epoch 4 (7 steps per epoch), then resumed.
     let b = SeededVarMap::new(11);
     let tb = Curve::new(&b);
     let ck = dir.path().join("b");
-    let err = train::train(
-        &tb,
-        b.varmap(),
-        &cfg(6),
-        Some(&ck),
-        false,
-        &mut StopAfter(24, 0),
-    )
+    let err = Trainer::new(&cfg(6)).checkpoints(&ck).hooks(&mut StopAfter(24, 0)).run(&tb, b.varmap())
     .unwrap_err();
     assert!(matches!(err, NnError::Interrupted));
     let c = SeededVarMap::new(99); // a different init: everything must come from the checkpoint
     let tc = Curve::new(&c);
-    let resumed = train::train(
-        &tc,
-        c.varmap(),
-        &cfg(6),
-        Some(&ck),
-        true,
-        &mut train::NoHooks,
-    )
+    let resumed = Trainer::new(&cfg(6)).checkpoints(&ck).resume(true).run(&tc, c.varmap())
     .unwrap();
     assert_eq!(resumed.resumed_from, Some(3));
     assert_eq!(resumed.state.history, full.state.history);
@@ -176,14 +141,7 @@ fn interrupted_then_resumed_equals_uninterrupted() {
     let td = Curve::new(&d);
     let mut other = cfg(6);
     other.lr = 0.5;
-    let e = train::train(
-        &td,
-        d.varmap(),
-        &other,
-        Some(&ck),
-        true,
-        &mut train::NoHooks,
-    )
+    let e = Trainer::new(&other).checkpoints(&ck).resume(true).run(&td, d.varmap())
     .unwrap_err();
     assert!(e.to_string().contains("different [train] settings"), "{e}");
 }
@@ -196,14 +154,7 @@ fn early_stopping_keeps_best_weights() {
     c.patience = 3;
     c.min_delta = 1e-3;
     let dir = tempfile::tempdir().unwrap();
-    let out = train::train(
-        &task,
-        vars.varmap(),
-        &c,
-        Some(dir.path()),
-        false,
-        &mut train::NoHooks,
-    )
+    let out = Trainer::new(&c).checkpoints(dir.path()).run(&task, vars.varmap())
     .unwrap();
     assert!(out.state.stopped_early);
     assert!(out.state.history.len() < 200);

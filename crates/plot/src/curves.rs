@@ -249,57 +249,6 @@ impl Curves {
     }
 }
 
-/// Computes a ROC curve from classifier scores: a higher score means "more signal-like".
-/// Returns false-positive rates, true-positive rates (both from 0 to 1, one point per distinct
-/// score threshold, ties kept together) and the area under the curve by the trapezoidal rule,
-/// which equals the probability that a random positive scores above a random negative (ties
-/// counting one half).
-pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Result<(Vec<f64>, Vec<f64>, f64)> {
-    if scores.len() != labels.len() {
-        return Err(Error::InvalidInput(format!(
-            "{} scores for {} labels",
-            scores.len(),
-            labels.len()
-        )));
-    }
-    if scores.iter().any(|s| s.is_nan()) {
-        return Err(Error::InvalidInput("scores contain NaN".into()));
-    }
-    let p = labels.iter().filter(|l| **l).count();
-    let n = labels.len() - p;
-    if p == 0 || n == 0 {
-        return Err(Error::InvalidInput(format!(
-            "a ROC curve needs both classes; got {p} positives and {n} negatives"
-        )));
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp) = (0usize, 0usize);
-    let mut fpr = vec![0.0];
-    let mut tpr = vec![0.0];
-    for (k, &i) in order.iter().enumerate() {
-        if labels[i] {
-            tp += 1;
-        } else {
-            fp += 1;
-        }
-        let last_of_tie = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
-        if last_of_tie {
-            fpr.push(fp as f64 / n as f64);
-            tpr.push(tp as f64 / p as f64);
-        }
-    }
-    Ok((fpr.clone(), tpr.clone(), auc(&fpr, &tpr)))
-}
-
-/// Area under a curve given by points sorted by x, by the trapezoidal rule.
-pub fn auc(x: &[f64], y: &[f64]) -> f64 {
-    x.windows(2)
-        .zip(y.windows(2))
-        .map(|(xs, ys)| (xs[1] - xs[0]) * (ys[0] + ys[1]) / 2.0)
-        .sum()
-}
-
 /// One classifier's ROC curve.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RocCurve {
@@ -314,19 +263,26 @@ pub struct RocCurve {
 }
 
 impl RocCurve {
-    /// The ROC curve of `scores` against true `labels` (see [`roc_curve`]).
+    /// A computed ROC curve under a legend label.
+    pub fn new(label: impl Into<String>, roc: deepsky_core::metrics::Roc) -> RocCurve {
+        RocCurve {
+            label: label.into(),
+            fpr: roc.fpr,
+            tpr: roc.tpr,
+            auc: roc.auc,
+        }
+    }
+
+    /// The ROC curve of `scores` against true `labels`
+    /// ([`deepsky_core::metrics::roc_curve`]).
     pub fn from_scores(
         label: impl Into<String>,
         scores: &[f64],
         labels: &[bool],
     ) -> Result<RocCurve> {
-        let (fpr, tpr, auc) = roc_curve(scores, labels)?;
-        Ok(RocCurve {
-            label: label.into(),
-            fpr,
-            tpr,
-            auc,
-        })
+        let roc = deepsky_core::metrics::roc_curve(scores, labels)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        Ok(RocCurve::new(label, roc))
     }
 }
 
@@ -463,34 +419,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn perfect_and_reversed_separation() {
-        let labels = [true, true, false, false];
-        let (_, _, a) = roc_curve(&[0.9, 0.8, 0.2, 0.1], &labels).unwrap();
-        assert_eq!(a, 1.0);
-        let (_, _, a) = roc_curve(&[0.1, 0.2, 0.8, 0.9], &labels).unwrap();
-        assert_eq!(a, 0.0);
-    }
-
-    #[test]
-    fn known_auc_of_three_quarters() {
+    fn roc_curve_from_scores_keeps_label_points_and_area() {
         // Positives 0.8 and 0.4, negatives 0.6 and 0.2: 3 of 4 pairs ordered correctly.
-        let (fpr, tpr, a) = roc_curve(&[0.8, 0.6, 0.4, 0.2], &[true, false, true, false]).unwrap();
-        assert!((a - 0.75).abs() < 1e-12);
-        assert_eq!(fpr, [0.0, 0.0, 0.5, 0.5, 1.0]);
-        assert_eq!(tpr, [0.0, 0.5, 0.5, 1.0, 1.0]);
-    }
-
-    #[test]
-    fn ties_count_one_half_as_sklearn() {
-        // sklearn.metrics.roc_auc_score([1,0,1,0,1,0], [.9,.8,.7,.3,.3,.1]) = 0.7222...
-        let labels = [true, false, true, false, true, false];
-        let (_, _, a) = roc_curve(&[0.9, 0.8, 0.7, 0.3, 0.3, 0.1], &labels).unwrap();
-        assert!((a - 0.7222222222222222).abs() < 1e-12, "{a}");
-    }
-
-    #[test]
-    fn one_class_is_an_error() {
-        assert!(roc_curve(&[0.1, 0.2], &[true, true]).is_err());
-        assert!(roc_curve(&[0.1], &[true, false]).is_err());
+        let c = RocCurve::from_scores("net", &[0.8, 0.6, 0.4, 0.2], &[true, false, true, false])
+            .unwrap();
+        assert_eq!(c.label, "net");
+        assert_eq!(c.fpr, [0.0, 0.0, 0.5, 0.5, 1.0]);
+        assert_eq!(c.tpr, [0.0, 0.5, 0.5, 1.0, 1.0]);
+        assert_eq!(c.auc, 0.75);
+        assert!(RocCurve::from_scores("one class", &[0.1, 0.2], &[true, true]).is_err());
     }
 }

@@ -13,7 +13,7 @@
 //! | [`Hist1d`] | 1-D histograms of several samples with √Σw² error bars, optional ratio panel |
 //! | [`Heatmap`] | 2-D histograms and heat maps with colour bar, optional log colour scale |
 //! | [`Curves`] | loss and metric curves against epoch or step |
-//! | [`Roc`] | ROC curves with the AUC in the legend ([`roc_curve`] computes them) |
+//! | [`Roc`] | ROC curves with the AUC in the legend (computed by `deepsky_core::metrics`) |
 //! | [`Scatter`] | points coloured and shaped by category, with a legend |
 //! | [`SkyImage`] | an astronomical image: zscale or percentile interval, asinh or other stretch, colour bar, boxes, circles and labels |
 //! | [`Gallery`] | a grid of image stamps with titles |
@@ -80,7 +80,7 @@ mod sky;
 mod style;
 mod text;
 
-pub use curves::{auc, roc_curve, Curves, Roc, RocCurve, Series};
+pub use curves::{Curves, Roc, RocCurve, Series};
 pub use draw::{Dash, MarkerShape};
 pub use error::{DrawError, Error, Result};
 pub use heatmap::Heatmap;

@@ -22,7 +22,7 @@
 use std::time::Instant;
 
 use candle_core::Device;
-use deepsky_nn::train::{Hooks, TrainConfig};
+use deepsky_nn::train::{Hooks, TrainConfig, Trainer};
 use deepsky_repr::fit::Trained;
 use deepsky_repr::model::{ArchKind, ModelConfig};
 use deepsky_repr::normalise::Normaliser;
@@ -190,7 +190,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             end: None,
             last_loss: f64::NAN,
         };
-        let out = ae.fit(&data, &train, None, false, &mut timer)?;
+        let out = ae.fit(&data, Trainer::new(&train).hooks(&mut timer))?;
         assert_eq!(out.state.steps, warmup + steps, "steps taken");
         let (t0, c0) = timer.start.expect("warm-up ran");
         let (t1, c1) = timer.end.expect("last step ran");

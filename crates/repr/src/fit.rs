@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use deepsky_nn::init::SeededVarMap;
-use deepsky_nn::train::{self, Batch, Hooks, TrainConfig, TrainOutcome, TrainTask};
+use deepsky_nn::train::{Batch, TrainOutcome, TrainTask, Trainer};
 use deepsky_nn::NnError;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -95,9 +95,7 @@ impl Trained {
         seed: u64,
         device: &Device,
     ) -> Result<Trained, NnError> {
-        if let Err((k, m)) = model.check(shape) {
-            return Err(NnError::config(format!("model.{k}: {m}")));
-        }
+        model.validate_for(shape).map_err(|e| e.within("model"))?;
         let vars = SeededVarMap::new(seed);
         let net = Autoencoder::new(model, shape, vars.builder(device).pp("ae"))?;
         Ok(Trained {
@@ -114,22 +112,16 @@ impl Trained {
         })
     }
 
-    /// Train on already-normalised rows.
-    pub fn fit(
-        &self,
-        normalised: &Array2<f32>,
-        cfg: &TrainConfig,
-        checkpoints: Option<&Path>,
-        resume: bool,
-        hooks: &mut dyn Hooks,
-    ) -> Result<TrainOutcome, NnError> {
+    /// Train on already-normalised rows, with the loop `trainer` describes (settings,
+    /// checkpoints, resume, hooks).
+    pub fn fit(&self, normalised: &Array2<f32>, trainer: Trainer<'_>) -> Result<TrainOutcome, NnError> {
         let data = to_tensor(normalised, &self.card.input_shape, &self.device)?;
         let task = AeTask {
             model: &self.model,
             data: &data,
-            seed: cfg.seed,
+            seed: trainer.config().seed,
         };
-        train::train(&task, self.vars.varmap(), cfg, checkpoints, resume, hooks)
+        trainer.run(&task, self.vars.varmap())
     }
 
     /// Scores for already-normalised rows, in batches.

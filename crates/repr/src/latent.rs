@@ -15,6 +15,7 @@ use linfa_linalg::eigh::{EigSort, Eigh};
 use ndarray::{Array1, Array2, Axis};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Errors from linfa, as text (they are rare and not actionable beyond the message).
@@ -207,7 +208,7 @@ fn orthonormalise(q: &mut Array2<f64>) {
 }
 
 /// Clustering algorithm (the `[cluster]` section's `method`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ClusterMethod {
     /// KMeans with k-means++ initialisation, best of several runs.
@@ -219,7 +220,7 @@ pub enum ClusterMethod {
 }
 
 /// The `[cluster]` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// `kmeans`, `gmm` or `dbscan`.

@@ -15,7 +15,7 @@
 //! use deepsky_repr::fit::Trained;
 //! use deepsky_repr::model::{ArchKind, ModelConfig};
 //! use deepsky_repr::normalise::Normaliser;
-//! use deepsky_nn::train::{NoHooks, TrainConfig};
+//! use deepsky_nn::train::{TrainConfig, Trainer};
 //! use ndarray::Array2;
 //!
 //! // 64 points on a line in 4-D compress into one latent number.
@@ -23,7 +23,7 @@
 //! let cfg = ModelConfig { kind: ArchKind::Dense, widths: vec![16], latent: 1, ..Default::default() };
 //! let ae = Trained::new(&cfg, &[4], Normaliser::Identity, 1, &Device::Cpu).unwrap();
 //! let train = TrainConfig { epochs: 30, batch_size: 16, lr: 1e-2, val_fraction: 0.0, ..Default::default() };
-//! let out = ae.fit(&x, &train, None, false, &mut NoHooks).unwrap();
+//! let out = ae.fit(&x, Trainer::new(&train)).unwrap();
 //! let h = &out.state.history;
 //! assert!(h.last().unwrap().train_loss < h[0].train_loss);
 //! let scores = ae.score(&x, 32).unwrap();

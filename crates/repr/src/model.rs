@@ -5,10 +5,12 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use deepsky_nn::layers::{self, Act, Conv2d, Norm, NormKind};
 use deepsky_nn::layers::{dense, Dense};
+use deepsky_core::config::ConfigError;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Dense (fully connected) or convolutional.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchKind {
     /// Flattens the input; hidden layers of `widths`.
@@ -19,7 +21,7 @@ pub enum ArchKind {
 }
 
 /// The `[model]` section: architecture, sizes, activation, normalisation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// `dense` or `conv`.
@@ -56,9 +58,10 @@ impl Default for ModelConfig {
 pub type InputShape = Vec<usize>;
 
 impl ModelConfig {
-    /// Check the config against an input shape; the message names the key at fault.
-    pub fn check(&self, input: &[usize]) -> std::result::Result<(), (String, String)> {
-        let bad = |k: &str, m: String| Err((k.to_string(), m));
+    /// Check the config, and that it fits examples of shape `input`; keys relative to the
+    /// `[model]` section.
+    pub fn validate_for(&self, input: &[usize]) -> std::result::Result<(), ConfigError> {
+        let bad = |k: &str, m: String| Err(ConfigError::at(k, m));
         if self.latent == 0 {
             return bad("latent", "must be at least 1".into());
         }
@@ -150,8 +153,8 @@ fn conv3(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv2
 impl Autoencoder {
     /// Build the model for examples of shape `input`; parameters come from `vb`.
     pub fn new(cfg: &ModelConfig, input: &[usize], vb: VarBuilder) -> Result<Autoencoder> {
-        if let Err((k, m)) = cfg.check(input) {
-            candle_core::bail!("model.{k}: {m}");
+        if let Err(e) = cfg.validate_for(input) {
+            candle_core::bail!("{}", e.within("model"));
         }
         let features: usize = input.iter().product();
         let act_norm = cfg.norm;

@@ -8,6 +8,7 @@
 //! - [`Normaliser::Standardise`] for table columns: (x − mean) / std per column.
 
 use ndarray::{Array2, ArrayView1, Axis};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A fitted normalisation.
@@ -33,7 +34,7 @@ pub enum Normaliser {
 }
 
 /// Which normalisation to fit (the `[input] normalise` config key).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum NormaliseKind {
     /// No change.

@@ -2,7 +2,7 @@
 //! negative ELBO; a saved model reloads to the same scores.
 
 use candle_core::Device;
-use deepsky_nn::train::{NoHooks, TrainConfig};
+use deepsky_nn::train::{TrainConfig, Trainer};
 use deepsky_repr::fit::Trained;
 use deepsky_repr::model::{ArchKind, ModelConfig};
 use deepsky_repr::normalise::{NormaliseKind, Normaliser};
@@ -52,7 +52,7 @@ fn every_kind_trains_and_scores() {
         };
         let m = Trained::new(&cfg, &[1, 16, 16], norm.clone(), 5, &Device::Cpu).unwrap();
         let out = m
-            .fit(&xn, &train_cfg(6), None, false, &mut NoHooks)
+            .fit(&xn, Trainer::new(&train_cfg(6)))
             .unwrap();
         let h = &out.state.history;
         assert!(
@@ -88,7 +88,7 @@ fn saved_model_reloads_to_the_same_scores() {
     };
     let m = Trained::new(&cfg, &[1, 16, 16], norm, 9, &Device::Cpu).unwrap();
     let xn = m.card.normaliser.apply(&x);
-    m.fit(&xn, &train_cfg(2), None, false, &mut NoHooks)
+    m.fit(&xn, Trainer::new(&train_cfg(2)))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     m.save(dir.path()).unwrap();

@@ -1,21 +1,29 @@
 //! Layered TOML configuration: defaults, then each `-c FILE` in order, then each
 //! `--set section.key=value`; later sources win. Unknown keys and wrong types are errors that
 //! name the key, the file (or `--set`) it came from, and the nearest valid key; ranges are
-//! checked by [`PipelineConfig::validate`] before any work starts.
+//! checked by [`Validate::validate`] before any work starts. `--dump-config` prints the
+//! result with each key's doc comment above it ([`Resolved::to_toml`]).
 //!
 //! ```
-//! use deepsky_runtime::config::{self, PipelineConfig, ConfigError};
+//! use deepsky_runtime::config::{self, ConfigError, Validate};
+//! use schemars::JsonSchema;
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Serialize, Deserialize, Default, Debug)]
+//! #[derive(Serialize, Deserialize, JsonSchema, Default, Debug)]
 //! #[serde(default, deny_unknown_fields)]
-//! struct Train { epochs: u32 }
+//! struct Train {
+//!     /// Passes over the training set.
+//!     epochs: u32,
+//! }
 //!
-//! #[derive(Serialize, Deserialize, Default, Debug)]
+//! #[derive(Serialize, Deserialize, JsonSchema, Default, Debug)]
 //! #[serde(default, deny_unknown_fields)]
-//! struct Config { train: Train }
+//! struct Config {
+//!     /// The training loop.
+//!     train: Train,
+//! }
 //!
-//! impl PipelineConfig for Config {
+//! impl Validate for Config {
 //!     fn validate(&self) -> Result<(), ConfigError> {
 //!         config::ensure(self.train.epochs > 0, "train.epochs", "must be at least 1")
 //!     }
@@ -23,6 +31,7 @@
 //!
 //! let resolved = config::load::<Config>(&[], &["train.epochs=5".to_string()]).unwrap();
 //! assert_eq!(resolved.config.train.epochs, 5);
+//! assert!(resolved.to_toml().contains("# Passes over the training set.\nepochs = 5"));
 //! let err = config::load::<Config>(&[], &["train.epoch=5".to_string()]).unwrap_err();
 //! assert!(err.to_string().contains("did you mean `train.epochs`"));
 //! ```
@@ -30,71 +39,26 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::RunError;
 
+pub use deepsky_core::config::{ensure, ConfigError, Validate};
+
 /// A pipeline's configuration: serde with defaults (`#[serde(default, deny_unknown_fields)]`
-/// on every struct) plus range checks.
-pub trait PipelineConfig: Serialize + DeserializeOwned + Default {
-    /// Check ranges and combinations; name the offending key with [`ensure`] or
-    /// [`ConfigError::at`].
-    fn validate(&self) -> Result<(), ConfigError> {
-        Ok(())
-    }
-}
+/// on every struct), range checks ([`Validate`], keys named from the top of the file), and a
+/// JSON schema whose descriptions are the structs' doc comments (what `--dump-config` prints
+/// beside each key). Implemented for every type that has all four.
+pub trait PipelineConfig: Serialize + DeserializeOwned + Default + Validate + JsonSchema {}
 
-/// A configuration problem: which key, from which source, and what is wrong.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    /// Dotted key path (`train.epochs`), empty when the problem is the file itself.
-    pub key: String,
-    /// The file or `--set` the key came from, when known.
-    pub source: Option<String>,
-    /// What is wrong, one line.
-    pub message: String,
-}
-
-impl ConfigError {
-    /// A problem with `key`.
-    pub fn at(key: &str, message: impl std::fmt::Display) -> ConfigError {
-        ConfigError {
-            key: key.to_string(),
-            source: None,
-            message: message.to_string(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "config")?;
-        if let Some(s) = &self.source {
-            write!(f, " {s}")?;
-        }
-        if !self.key.is_empty() {
-            write!(f, ": `{}`", self.key)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+impl<C: Serialize + DeserializeOwned + Default + Validate + JsonSchema> PipelineConfig for C {}
 
 impl From<ConfigError> for RunError {
     fn from(e: ConfigError) -> Self {
         RunError::Input(e.to_string())
-    }
-}
-
-/// `Ok(())` when `condition` holds, else an error naming `key`.
-pub fn ensure(condition: bool, key: &str, message: &str) -> Result<(), ConfigError> {
-    if condition {
-        Ok(())
-    } else {
-        Err(ConfigError::at(key, message))
     }
 }
 
@@ -109,11 +73,15 @@ pub struct Resolved<C> {
     pub hash: String,
 }
 
-impl<C: Serialize> Resolved<C> {
-    /// The resolved configuration as TOML, every key present (what `--dump-config` prints).
+impl<C: Serialize + JsonSchema> Resolved<C> {
+    /// The resolved configuration as TOML, every key present and each preceded by its doc
+    /// comment (what `--dump-config` prints; itself a valid config file).
     pub fn to_toml(&self) -> String {
-        to_toml(&self.config)
+        to_documented_toml(&self.config)
     }
+}
+
+impl<C: Serialize> Resolved<C> {
     /// The resolved configuration as JSON, for provenance.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
@@ -123,6 +91,104 @@ impl<C: Serialize> Resolved<C> {
 /// A configuration as TOML text.
 pub fn to_toml<C: Serialize>(config: &C) -> String {
     toml::to_string_pretty(config).unwrap_or_else(|e| format!("# cannot show config: {e}\n"))
+}
+
+/// A configuration as TOML text with each section and key preceded by its documentation, as
+/// `# ` comment lines: the first paragraph of the field's doc comment, taken from the type's
+/// JSON schema (so the text a developer writes on a field is the text a user reads).
+pub fn to_documented_toml<C: Serialize + JsonSchema>(config: &C) -> String {
+    let plain = to_toml(config);
+    let Ok(mut doc) = plain.parse::<toml_edit::DocumentMut>() else {
+        return plain;
+    };
+    let schema = schemars::schema_for!(C);
+    let root = schema.as_value();
+    annotate(doc.as_table_mut(), root, root);
+    let text = doc.to_string();
+    text.strip_prefix('\n').map(str::to_string).unwrap_or(text)
+}
+
+/// The schema behind `$ref`s and the non-null branch of `Option`s.
+fn resolve<'a>(schema: &'a serde_json::Value, root: &'a serde_json::Value) -> &'a serde_json::Value {
+    if let Some(target) = schema.get("$ref").and_then(|r| r.as_str()) {
+        let name = target.rsplit('/').next().unwrap_or_default();
+        if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
+            return resolve(def, root);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(branches) = schema.get(key).and_then(|b| b.as_array()) {
+            if let Some(b) = branches
+                .iter()
+                .find(|b| b.get("type").and_then(|t| t.as_str()) != Some("null"))
+            {
+                return resolve(b, root);
+            }
+        }
+    }
+    schema
+}
+
+/// The first paragraph of a schema's documentation, as `# ` comment lines of at most about
+/// 96 characters.
+fn comment(schema: Option<&serde_json::Value>) -> String {
+    let Some(schema) = schema else {
+        return String::new();
+    };
+    let text = ["title", "description"]
+        .iter()
+        .find_map(|k| schema.get(*k).and_then(|v| v.as_str()))
+        .unwrap_or_default();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let mut out = String::new();
+    let mut line = String::new();
+    for w in words {
+        if !line.is_empty() && line.len() + 1 + w.len() > 96 {
+            out.push_str(&format!("# {line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("# {line}\n"));
+    }
+    out
+}
+
+fn annotate(table: &mut toml_edit::Table, schema: &serde_json::Value, root: &serde_json::Value) {
+    let props = resolve(schema, root).get("properties");
+    for (mut key, item) in table.iter_mut() {
+        let prop = props.and_then(|p| p.get(key.get()));
+        let doc = comment(prop);
+        match item {
+            toml_edit::Item::Table(t) => {
+                t.decor_mut().set_prefix(format!("\n{doc}"));
+                if let Some(p) = prop {
+                    annotate(t, p, root);
+                }
+            }
+            toml_edit::Item::ArrayOfTables(tables) => {
+                let items = prop.map(|p| resolve(p, root)).and_then(|p| p.get("items"));
+                for (i, t) in tables.iter_mut().enumerate() {
+                    if i == 0 {
+                        t.decor_mut().set_prefix(format!("\n{doc}"));
+                    }
+                    if let Some(items) = items {
+                        annotate(t, items, root);
+                    }
+                }
+            }
+            _ => {
+                if !doc.is_empty() {
+                    key.leaf_decor_mut().set_prefix(doc);
+                }
+            }
+        }
+    }
 }
 
 /// SHA-256 (hex) of a configuration's canonical JSON.
@@ -373,10 +439,15 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[derive(Serialize, Deserialize, JsonSchema, Debug, PartialEq)]
     #[serde(default, deny_unknown_fields)]
     struct Train {
+        /// Passes over the training set.
         epochs: u32,
+        /// Base learning rate: long enough a sentence to be wrapped over more than one comment
+        /// line when it is printed above its key.
+        ///
+        /// A second paragraph that is not printed.
         lr: f64,
     }
     impl Default for Train {
@@ -387,13 +458,15 @@ mod tests {
             }
         }
     }
-    #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+    #[derive(Serialize, Deserialize, JsonSchema, Debug, PartialEq, Default)]
     #[serde(default, deny_unknown_fields)]
     struct Cfg {
+        /// Run name.
         name: String,
+        /// The training loop.
         train: Train,
     }
-    impl PipelineConfig for Cfg {
+    impl Validate for Cfg {
         fn validate(&self) -> Result<(), ConfigError> {
             ensure(self.train.lr > 0.0, "train.lr", "must be positive")
         }
@@ -432,6 +505,17 @@ mod tests {
         // Dumped config reloads to the same value.
         let dumped = write(dir.path(), "dump.toml", &r.to_toml());
         assert_eq!(load::<Cfg>(&[dumped], &[]).unwrap().config, r.config);
+    }
+
+    #[test]
+    fn dump_has_each_keys_first_doc_paragraph_above_it() {
+        let text = load::<Cfg>(&[], &[]).unwrap().to_toml();
+        let expect = "# Run name.\nname = \"\"\n\n# The training loop.\n[train]\n\
+                      # Passes over the training set.\nepochs = 10\n\
+                      # Base learning rate: long enough a sentence to be wrapped over more than one comment line when it\n\
+                      # is printed above its key.\nlr = 0.001\n";
+        assert_eq!(text, expect);
+        assert!(!text.contains("second paragraph"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod progress;
 pub mod provenance;
 pub mod shard;
 
-pub use config::{ConfigError, PipelineConfig, Resolved};
+pub use config::{ConfigError, PipelineConfig, Resolved, Validate};
 pub use error::{Result, RunError};
 pub use outdir::OutDir;
 pub use progress::Progress;

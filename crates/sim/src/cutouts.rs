@@ -64,6 +64,7 @@ use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use ndarray::Array3;
 use rand::Rng;
 use rayon::prelude::*;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SimError};
@@ -91,7 +92,7 @@ pub fn label_names() -> [&'static str; 4] {
 }
 
 /// Strong-lens (label 1) parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LensModel {
     /// Range of the Einstein radius θ_E, arcsec (uniform).
@@ -133,7 +134,7 @@ impl Default for LensModel {
 }
 
 /// Close-pair (label 2) parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MergerModel {
     /// Range of the separation in units of max(r_half of either galaxy, PSF FWHM) (uniform).
@@ -153,7 +154,7 @@ impl Default for MergerModel {
 
 /// Configuration of [`simulate_cutouts`]; every field has a default (2000 stamps of 64×64
 /// pixels at 0.2″/pixel, 0.7″ Moffat seeing, 2 % rare), unknown fields are errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CutoutConfig {
     /// Number of stamps (>= 1).

@@ -83,6 +83,7 @@ use std::f64::consts::PI as PI_F64;
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SimError};
@@ -119,7 +120,7 @@ pub struct ColumnMeta {
 ///
 /// Serialised with a `kind` tag: `{"kind": "gaussian", "sigma_px": 2.0}` or
 /// `{"kind": "king", "r_c": 2.0, "beta": 1.5}`; an unknown kind or field is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Psf {
     /// Circular Gaussian of standard deviation `sigma_px` per axis.
@@ -235,7 +236,7 @@ impl Variability {
 /// error when deserialising.
 ///
 /// Ranges written `[lo, hi]` are sampled uniformly, except those marked log-uniform.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventConfig {
     /// Seed of all random streams.

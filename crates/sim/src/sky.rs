@@ -85,7 +85,10 @@ use ndarray::Array2;
 use rand::Rng;
 use rand_distr::{Distribution, Poisson, StandardNormal};
 use rayon::prelude::*;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use deepsky_core::math::{gamma_p, ln_gamma, normal_cdf};
 
 use crate::error::{Result, SimError};
 use crate::rng::{stream_rng, SimRng};
@@ -105,7 +108,7 @@ pub use crate::output::{Card, CardValue, Column, ColumnData};
 /// Point-spread function (seeing) profile, selected by the `profile` tag:
 /// `{"profile": "moffat", "fwhm": 1.0, "beta": 3.0}` or `{"profile": "gaussian", "fwhm": 1.0}`.
 /// An unknown profile name is a deserialisation error that lists the known ones.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "profile", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Psf {
     /// Circular Gaussian.
@@ -187,7 +190,7 @@ impl Psf {
 }
 
 /// Sky background and detector noise, shared by the sky-field and cutout simulators.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoiseConfig {
     /// Add Poisson and read noise; `false` gives the expected (noiseless) image, useful for
@@ -234,7 +237,7 @@ impl NoiseConfig {
 ///
 /// `slope` ≈ 0.3–0.6 for faint galaxy and star counts (0 gives uniform magnitudes); in flux
 /// this is `dN/dF ∝ F^-(1 + 2.5·slope)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MagnitudeDistribution {
     /// Brightest magnitude.
@@ -292,7 +295,7 @@ impl MagnitudeDistribution {
 }
 
 /// Population of Sérsic galaxies: magnitudes and shapes, drawn independently per galaxy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GalaxyModel {
     /// Magnitude distribution.
@@ -352,7 +355,7 @@ impl GalaxyModel {
 }
 
 /// Detector artefacts to add; each becomes catalogue rows of its own class.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArtefactConfig {
     /// Number of cosmic-ray hits: single pixels (30 %) or straight tracks of mean length 5
@@ -378,7 +381,7 @@ impl Default for ArtefactConfig {
 
 /// A source placed by hand, e.g. for injection–recovery tests. Positions use the catalogue's
 /// FITS 1-based convention; the source is catalogued after the random ones with `injected = 1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "class", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Injection {
     /// A point source.
@@ -414,7 +417,7 @@ pub enum Injection {
 /// Configuration of [`simulate_sky`]. Every field has a default (a 256×256 field at
 /// 0.4″/pixel with 1″ Moffat seeing, 30 stars, 150 galaxies and a few artefacts), so a
 /// configuration file only lists what it changes; unknown fields are errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SkyConfig {
     /// Image width, pixels.
@@ -883,111 +886,6 @@ impl TanWcs {
             card("EQUINOX", Float(2000.0), "equinox of the coordinates"),
         ]
     }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Special functions
-// ------------------------------------------------------------------------------------------------
-
-/// Lanczos approximation (g = 7, 9 terms) of ln Γ(x), x > 0; relative error ~1e-15.
-pub(crate) fn ln_gamma(x: f64) -> f64 {
-    const COEF: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection keeps the series in its accurate range.
-        (PI / (PI * x).sin()).ln() - ln_gamma(1.0 - x)
-    } else {
-        let x = x - 1.0;
-        let mut a = COEF[0];
-        for (i, c) in COEF.iter().enumerate().skip(1) {
-            a += c / (x + i as f64);
-        }
-        let t = x + 7.5;
-        0.5 * (2.0 * PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-    }
-}
-
-/// Regularised lower incomplete gamma function P(a, x) (series below a + 1, Lentz continued
-/// fraction above; Numerical Recipes §6.2).
-pub(crate) fn gamma_p(a: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    let ln_pre = -x + a * x.ln() - ln_gamma(a);
-    if x < a + 1.0 {
-        let mut ap = a;
-        let mut del = 1.0 / a;
-        let mut sum = del;
-        for _ in 0..10_000 {
-            ap += 1.0;
-            del *= x / ap;
-            sum += del;
-            if del.abs() < sum.abs() * 1e-16 {
-                break;
-            }
-        }
-        (sum * ln_pre.exp()).min(1.0)
-    } else {
-        const TINY: f64 = 1e-300;
-        let mut b = x + 1.0 - a;
-        let mut c = 1.0 / TINY;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..10_000 {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < TINY {
-                d = TINY;
-            }
-            c = b + an / c;
-            if c.abs() < TINY {
-                c = TINY;
-            }
-            d = 1.0 / d;
-            let del = d * c;
-            h *= del;
-            if (del - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        (1.0 - ln_pre.exp() * h).max(0.0)
-    }
-}
-
-/// Complementary error function with fractional error < 1.2e-7 everywhere (Numerical Recipes
-/// `erfcc`), accurate in the tails where pixel integrals of faint PSF wings are taken.
-pub(crate) fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
-/// Standard normal cumulative distribution Φ(t).
-fn normal_cdf(t: f64) -> f64 {
-    0.5 * erfc(-t * FRAC_1_SQRT_2)
 }
 
 /// Sérsic `b_n`, defined by `Γ(2n) = 2γ(2n, b_n)` so that the half-light radius encloses half
@@ -2735,24 +2633,6 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sky_gamma_functions_match_known_values() {
-        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
-        assert!((ln_gamma(0.5) - PI.sqrt().ln()).abs() < 1e-12);
-        // P(1, x) = 1 - e^-x; P(3, x) = 1 - e^-x (1 + x + x²/2).
-        for x in [0.1, 1.0, 3.0, 10.0, 30.0] {
-            assert!(
-                (gamma_p(1.0, x) - (1.0 - (-x).exp())).abs() < 1e-12,
-                "x={x}"
-            );
-            let p3 = 1.0 - (-x).exp() * (1.0 + x + x * x / 2.0);
-            assert!((gamma_p(3.0, x) - p3).abs() < 1e-12, "x={x}");
-        }
-        assert!((erfc(0.5) - 0.479_500_122_186_953_5).abs() < 1e-7);
-        assert!((erfc(-1.0) - 1.842_700_792_949_715).abs() < 1e-7);
-        assert!((erfc(3.0) / 2.209_049_699_858_544e-5 - 1.0).abs() < 1e-6);
-    }
 
     #[test]
     fn sky_sersic_b_puts_half_the_light_inside_r_half() {

@@ -7,11 +7,12 @@ use deepsky_nn::train::TrainConfig;
 use deepsky_repr::latent::ClusterConfig;
 use deepsky_repr::model::ModelConfig;
 use deepsky_repr::normalise::NormaliseKind;
-use deepsky_runtime::config::{ensure, ConfigError, PipelineConfig};
+use deepsky_runtime::config::{ensure, ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where the objects come from.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum InputKind {
     /// An HDF5 dataset of stamps, `(n, h, w)` or `(n, c, h, w)` (e.g. `deepsky simulate cutouts`).
@@ -23,7 +24,7 @@ pub enum InputKind {
 }
 
 /// `[input]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputConfig {
     /// `hdf5_stamps`, `fits_stamps` or `table`.
@@ -107,7 +108,7 @@ impl InputConfig {
 }
 
 /// Which per-object number ranks anomalies.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoreKind {
     /// The negative ELBO for a VAE, the reconstruction error otherwise.
@@ -119,7 +120,7 @@ pub enum ScoreKind {
 }
 
 /// `[output]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// Rows of the ranked catalogue.
@@ -144,7 +145,7 @@ impl Default for OutputConfig {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnomalyConfig {
     /// What to read.
@@ -166,11 +167,9 @@ impl AnomalyConfig {
     }
 }
 
-impl PipelineConfig for AnomalyConfig {
+impl Validate for AnomalyConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Err((k, m)) = self.train.check() {
-            return Err(ConfigError::at(&format!("train.{k}"), m));
-        }
+        self.train.validate().map_err(|e| e.within("train"))?;
         ensure(
             !self.input.path.as_os_str().is_empty(),
             "input.path",

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use deepsky_nn::train::TrainConfig;
+use deepsky_nn::train::{TrainConfig, Trainer};
 use deepsky_repr::fit::{Scores, Trained};
 use deepsky_repr::latent::{self, PcaModel};
 use deepsky_runtime::{RunError, Shard};
@@ -111,9 +111,9 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
             (m, pca, None, x)
         }
         None => {
-            if let Err((k, m)) = cfg.model.check(&objects.shape) {
-                return Err(RunError::input(format!("config: `model.{k}`: {m}")));
-            }
+            cfg.model
+                .validate_for(&objects.shape)
+                .map_err(|e| e.within("model"))?;
             let normaliser = deepsky_repr::normalise::Normaliser::fit(
                 cfg.input.normalise,
                 cfg.input.softening,
@@ -137,7 +137,13 @@ fn execute(args: &AnomalyArgs, cfg: &AnomalyConfig, frame: &mut RunFrame) -> Res
             );
             let ckpt = frame.out.path("checkpoints");
             let outcome = m
-                .fit(&x, train_cfg, Some(&ckpt), args.common.resume, &mut hooks)
+                .fit(
+                    &x,
+                    Trainer::new(train_cfg)
+                        .checkpoints(&ckpt)
+                        .resume(args.common.resume)
+                        .hooks(&mut hooks),
+                )
                 .map_err(common::nn_error)?;
             // Baseline: PCA reconstruction with as many components as the latent space,
             // fitted on the same training objects, saved with the model so that applying the

@@ -72,9 +72,9 @@ fn auc_of(scores: &[f64], positive: &[bool]) -> Option<f64> {
     if positive.iter().all(|&p| p) || positive.iter().all(|&p| !p) {
         return None;
     }
-    deepsky_plot::roc_curve(scores, positive)
+    deepsky_core::metrics::roc_curve(scores, positive)
         .ok()
-        .map(|(_, _, a)| a)
+        .map(|r| r.auc)
 }
 
 /// ROC AUCs when the input has truth labels: `auc` (autoencoder), `baseline_auc` (PCA

@@ -13,11 +13,12 @@ use deepsky_detect::model::DetectorConfig;
 use deepsky_detect::predict::PredictConfig;
 use deepsky_detect::Preprocess;
 use deepsky_nn::train::TrainConfig;
-use deepsky_runtime::config::{ensure, ConfigError, PipelineConfig};
+use deepsky_runtime::config::{ensure, ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `[input]`: where images and the model come from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputConfig {
     /// HDU of the image (index or EXTNAME; empty: the primary HDU, or the first extension
@@ -42,7 +43,7 @@ impl Default for InputConfig {
 }
 
 /// `[photometry]`: what is measured at each detection.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PhotometryConfig {
     /// Radius of the circular aperture, pixels.
@@ -66,7 +67,7 @@ impl Default for PhotometryConfig {
 }
 
 /// `[output]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// Plot formats: any of png, svg, pdf.
@@ -86,7 +87,7 @@ impl Default for OutputConfig {
 }
 
 /// The whole config.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
     /// Inputs.
@@ -122,22 +123,17 @@ impl DetectConfig {
     }
 }
 
-fn at(section: &str, r: Result<(), (String, String)>) -> Result<(), ConfigError> {
-    r.map_err(|(k, m)| ConfigError::at(&format!("{section}.{k}"), m))
-}
-
-impl PipelineConfig for DetectConfig {
+impl Validate for DetectConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        at("train", self.train.check())?;
-        at("model", self.model.check())?;
-        at("data", self.data.check())?;
-        at("predict", self.predict.check())?;
-        if let Err(e) = self.baseline.validate() {
-            return Err(ConfigError::at("baseline", e));
-        }
-        if let Err(e) = self.preprocess.background.validate() {
-            return Err(ConfigError::at("preprocess.background", e));
-        }
+        self.train.validate().map_err(|e| e.within("train"))?;
+        self.model.validate().map_err(|e| e.within("model"))?;
+        self.data.validate().map_err(|e| e.within("data"))?;
+        self.predict.validate().map_err(|e| e.within("predict"))?;
+        self.baseline.validate().map_err(|e| e.within("baseline"))?;
+        self.preprocess
+            .background
+            .validate()
+            .map_err(|e| e.within("preprocess.background"))?;
         ensure(
             self.preprocess.softening > 0.0,
             "preprocess.softening",

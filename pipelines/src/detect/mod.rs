@@ -122,7 +122,7 @@ pub fn detect_error(e: deepsky_detect::DetectError) -> RunError {
     use deepsky_detect::DetectError as E;
     match e {
         E::Nn(n) => common::nn_error(n),
-        E::InvalidConfig(m) => RunError::Input(m),
+        E::InvalidConfig(e) => RunError::from(e),
         e @ E::Input(_) => RunError::Input(e.to_string()),
         e => RunError::Failed(e.to_string()),
     }

@@ -6,6 +6,7 @@ use deepsky_detect::dataset::{truth_objects, TrainData};
 use deepsky_detect::metrics::{evaluate, DetectedObject};
 use deepsky_detect::predict::predict;
 use deepsky_detect::trained::{TrainedDetector, TrainedOn};
+use deepsky_nn::train::Trainer;
 use deepsky_plot::save_formats;
 use deepsky_runtime::{Progress, RunError};
 use serde_json::json;
@@ -68,12 +69,12 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
     let outcome = det
         .fit(
             &data,
-            &cfg.train,
             &cfg.assign,
             &cfg.loss,
-            Some(&ckpt),
-            args.common.resume,
-            &mut hooks,
+            Trainer::new(&cfg.train)
+                .checkpoints(&ckpt)
+                .resume(args.common.resume)
+                .hooks(&mut hooks),
         )
         .map_err(common::nn_error)?;
     let t_train = t1.elapsed().as_secs_f64();

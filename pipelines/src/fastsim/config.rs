@@ -9,11 +9,12 @@ use deepsky_fastsim::model::ShowerGanConfig;
 use deepsky_fastsim::shower_gan::ShowerLossConfig;
 use deepsky_fastsim::two_sample::ClassifierConfig;
 use deepsky_nn::gan::GanConfig;
-use deepsky_runtime::config::{ensure, ConfigError, PipelineConfig};
+use deepsky_runtime::config::{ensure, ConfigError, Validate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One training file and its particle.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct SampleFile {
     /// HDF5 file in the CaloGAN or CaloChallenge (504 voxels) layout.
@@ -24,7 +25,7 @@ pub struct SampleFile {
 }
 
 /// `[data]`: the showers to learn.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Training files (one per particle type; several particle types make the GAN
@@ -49,7 +50,7 @@ impl Default for DataConfig {
 }
 
 /// `[generate]`: what `generate` makes (overridable on the command line).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GenerateConfig {
     /// Trained model directory used by `generate` and `validate` (`--model` overrides).
@@ -86,7 +87,7 @@ impl Default for GenerateConfig {
 }
 
 /// `[validate]`: reference Monte Carlo and the comparison.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidateConfig {
     /// Two independent held-out reference files (same particle and energy spectrum). Empty:
@@ -119,7 +120,7 @@ impl Default for ValidateConfig {
 }
 
 /// `[speed]`: showers/s of generator and reference simulator, side by side.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpeedConfig {
     /// Incident energies, GeV.
@@ -145,7 +146,7 @@ impl Default for SpeedConfig {
 }
 
 /// `[train.validation]`-like periodic check during training.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProgressConfig {
     /// Write validation plots and χ² every this many epochs (0: never).
@@ -165,7 +166,7 @@ impl Default for ProgressConfig {
 }
 
 /// `[images]`: the image GAN (`deepsky fastsim images`) on galaxy cutouts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImagesConfig {
     /// HDF5 file with `/images` (N, H, W) and optionally `/labels`.
@@ -203,7 +204,7 @@ impl Default for ImagesConfig {
 }
 
 /// `[output]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// Plot formats: png, svg, pdf.
@@ -219,7 +220,7 @@ impl Default for OutputConfig {
 }
 
 /// The whole fastsim config.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct FastsimConfig {
     /// Training showers.
@@ -244,16 +245,18 @@ pub struct FastsimConfig {
     pub output: OutputConfig,
 }
 
-fn at(section: &str, r: Result<(), (String, String)>) -> Result<(), ConfigError> {
-    r.map_err(|(k, m)| ConfigError::at(&format!("{section}.{k}"), m))
-}
-
-impl PipelineConfig for FastsimConfig {
+impl Validate for FastsimConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        at("train", self.train.check())?;
-        at("model", self.model.check())?;
-        at("images.model", self.images.model.check())?;
-        at("images.train", self.images.train.check())?;
+        self.train.validate().map_err(|e| e.within("train"))?;
+        self.model.validate().map_err(|e| e.within("model"))?;
+        self.images
+            .model
+            .validate()
+            .map_err(|e| e.within("images.model"))?;
+        self.images
+            .train
+            .validate()
+            .map_err(|e| e.within("images.train"))?;
         ensure(
             self.images.generate >= 2,
             "images.generate",
@@ -261,8 +264,8 @@ impl PipelineConfig for FastsimConfig {
         )?;
         self.validate
             .classifier
-            .check()
-            .map_err(|e| ConfigError::at("validate.classifier", e.to_string()))?;
+            .validate()
+            .map_err(|e| e.within("validate.classifier"))?;
         ensure(
             !self.data.samples.is_empty(),
             "data.samples",

@@ -8,7 +8,7 @@ use deepsky_fastsim::image_gan::{read_cutouts, ImageGan};
 use deepsky_fastsim::metrics::{binning, chi2_separation, wasserstein1};
 use deepsky_io::h5::{AttrValue, H5Writer, WriteOptions};
 use deepsky_io::NdData;
-use deepsky_nn::gan::{train_gan, GanEpoch, GanHooks};
+use deepsky_nn::gan::{GanEpoch, GanHooks, GanTrainer};
 use deepsky_plot::{
     save_formats, Curves, Gallery, Hist1d, HistSample, HistStyle, Interval, Series, Stamp,
 };
@@ -100,13 +100,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
         bar: Progress::new("training", (c.train.epochs * steps) as u64, "steps"),
     };
     let t1 = Instant::now();
-    let outcome = train_gan(
-        &gan,
-        &c.train,
-        Some(&frame.out.path("checkpoints")),
-        args.common.resume,
-        &mut hooks,
-    )
+    let outcome = GanTrainer::new(&c.train).checkpoints(&frame.out.path("checkpoints")).resume(args.common.resume).hooks(&mut hooks).run(&gan)
     .map_err(common::nn_error)?;
     hooks.bar.finish();
     let t_train = t1.elapsed().as_secs_f64();

@@ -114,7 +114,7 @@ pub fn fastsim_error(e: deepsky_fastsim::FastsimError) -> RunError {
     use deepsky_fastsim::FastsimError as E;
     match e {
         E::Nn(n) => common::nn_error(n),
-        E::InvalidConfig(m) => RunError::Input(m),
+        E::InvalidConfig(e) => RunError::from(e),
         e @ E::Input(_) => RunError::Input(e.to_string()),
         e => RunError::Failed(e.to_string()),
     }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use deepsky_fastsim::data::{Conditioning, ShowerTensors};
 use deepsky_fastsim::shower_gan::ShowerGan;
-use deepsky_nn::gan::{train_gan, GanEpoch, GanHooks};
+use deepsky_nn::gan::{GanEpoch, GanHooks, GanTrainer};
 use deepsky_plot::{save_formats, Curves, Dash, Series};
 use deepsky_runtime::{Progress, RunError};
 use serde_json::json;
@@ -188,13 +188,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
     };
     let ckpt = frame.out.path("checkpoints");
     let t1 = Instant::now();
-    let outcome = train_gan(
-        &gan,
-        &cfg.train,
-        Some(&ckpt),
-        args.common.resume,
-        &mut hooks,
-    )
+    let outcome = GanTrainer::new(&cfg.train).checkpoints(&ckpt).resume(args.common.resume).hooks(&mut hooks).run(&gan)
     .map_err(common::nn_error)?;
     let t_train = t1.elapsed().as_secs_f64();
     hooks.bar.finish();
