@@ -13,56 +13,13 @@
 //! each gemm uses the threads. Weight and bias gradients are summed over examples in a
 //! fixed order, so results do not depend on the thread count.
 
-use super::{contiguous_slice, ConvElem, ConvGeom, Upsample};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// `dst = (read_dst ? dst : 0) + a·b` for row-major `a` `(m, k)` and `b` `(k, n)` given by
-/// their strides, `dst` `(m, n)` row-major. (Also the dense layer's forward product.)
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_into<T: ConvElem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    read_dst: bool,
-    a: (&[T], isize, isize),
-    b: (&[T], isize, isize),
-    par: Parallelism,
-) {
-    assert!(dst.len() >= m * n);
-    let ((a, a_rs, a_cs), (b, b_rs, b_cs)) = (a, b);
-    let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
-        (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize
-    };
-    assert!(m * k == 0 || last(m, k, a_rs, a_cs) < a.len());
-    assert!(k * n == 0 || last(k, n, b_rs, b_cs) < b.len());
-    // SAFETY: the asserts above keep every element gemm touches inside the slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            read_dst,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
+use super::conv::ConvGeom;
+use super::cpu::{contiguous_slice, gemm_into, ConvElem};
+use super::upsample::Upsample;
 
 /// The patches of one example `(c, h, w)` as `(c·k·k, ho·wo)` (row `(ci·k + di)·k + dj`),
 /// every element written (zeros where a tap falls in the padding); rows on all threads when
