@@ -71,8 +71,8 @@ impl Silu {
     }
 
     /// `x` the input, `y` the forward's output, `dy` the output gradient. σ(x) is recovered
-    /// as y / x rather than recomputed: a division instead of an exponential, which was most
-    /// of this pass's time; at x = 0, where the quotient is undefined, σ = 1/2.
+    /// as y / x rather than recomputed: a division instead of an exponential, which would be
+    /// most of this pass's time; at x = 0, where the quotient is undefined, σ = 1/2.
     fn backward<T: ConvElem>(x: &[T], y: &[T], dy: &[T]) -> Vec<T> {
         let mut dx = vec![T::zero(); x.len()];
         let half = T::one() / (T::one() + T::one());

@@ -136,7 +136,7 @@ impl Conv2d {
 impl Conv2d {
     /// The convolution from candle tensor ops only (any device): the k·k taps gathered with
     /// `narrow` and `stack`, one batched matmul. Its backward adds k·k zero-padded input-sized
-    /// gradients, so the CPU uses the [`Im2Col`] op instead.
+    /// gradients, so the CPU uses the op in `conv_cpu` instead.
     fn forward_taps(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let (k, s, p) = (self.kernel, self.stride, self.padding);

@@ -46,7 +46,7 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
             d[lo..a].fill(T::zero());
             d[a..b].copy_from_slice(&src[from as usize..from as usize + (b - a)]);
             d[b..hi].fill(T::zero());
-            // Column by column down the rows (a column or two: per-row fills were calls).
+            // Column by column down the rows (a column or two; a fill per row would be a call each).
             for ox in (0..xs.start).chain(xs.end..g.wo) {
                 for v in d[lo + ox..hi].iter_mut().step_by(g.wo) {
                     *v = T::zero();
