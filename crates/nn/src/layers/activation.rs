@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, S
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{contiguous_slice, ConvElem};
+use super::cpu::{contiguous_slice, CpuFloat};
 
 /// Activation function, by name in configs.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -58,7 +58,7 @@ struct Silu;
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
 impl Silu {
-    fn forward<T: ConvElem>(x: &[T]) -> Vec<T> {
+    fn forward<T: CpuFloat>(x: &[T]) -> Vec<T> {
         let mut y = vec![T::zero(); x.len()];
         y.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(x.par_chunks(ELEMENTWISE_CHUNK))
@@ -73,7 +73,7 @@ impl Silu {
     /// `x` the input, `y` the forward's output, `dy` the output gradient. σ(x) is recovered
     /// as y / x rather than recomputed: a division instead of an exponential, which would be
     /// most of this pass's time; at x = 0, where the quotient is undefined, σ = 1/2.
-    fn backward<T: ConvElem>(x: &[T], y: &[T], dy: &[T]) -> Vec<T> {
+    fn backward<T: CpuFloat>(x: &[T], y: &[T], dy: &[T]) -> Vec<T> {
         let mut dx = vec![T::zero(); x.len()];
         let half = T::one() / (T::one() + T::one());
         dx.par_chunks_mut(ELEMENTWISE_CHUNK)
@@ -113,7 +113,7 @@ impl CustomOp1 for Silu {
         let (Storage::Cpu(sx), Storage::Cpu(sy), Storage::Cpu(sd)) = (&*sx, &*sy, &*sd) else {
             candle_core::bail!("silu: CPU only")
         };
-        fn input_grad<T: ConvElem>(
+        fn input_grad<T: CpuFloat>(
             [(sx, lx), (sy, ly), (sd, ld)]: [(&CpuStorage, &Layout); 3],
             shape: &Shape,
         ) -> Result<Tensor> {

@@ -18,13 +18,13 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv::ConvGeom;
-use super::cpu::{contiguous_slice, gemm_into, ConvElem};
+use super::cpu::{contiguous_slice, gemm_into, CpuFloat};
 use super::upsample::Upsample;
 
 /// The patches of one example `(c, h, w)` as `(c·k·k, ho·wo)` (row `(ci·k + di)·k + dj`),
 /// every element written (zeros where a tap falls in the padding); rows on all threads when
 /// `threaded` (examples running in turn).
-fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: bool) {
+fn im2col_example<T: CpuFloat>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: bool) {
     let (hw, howo) = (g.h * g.w, g.ho * g.wo);
     let fill_row = |(row, d): (usize, &mut [T])| {
         let (ci, di, dj) = (row / (g.k * g.k), row / g.k % g.k, row % g.k);
@@ -80,7 +80,7 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
 
 /// The adjoint of [`im2col_example`]: each patch value added into `dx` `(c, h, w)`; channel
 /// planes on all threads when `threaded`.
-fn col2im_example<T: ConvElem>(cols: &[T], g: &ConvGeom, dx: &mut [T], threaded: bool) {
+fn col2im_example<T: CpuFloat>(cols: &[T], g: &ConvGeom, dx: &mut [T], threaded: bool) {
     let (hw, howo) = (g.h * g.w, g.ho * g.wo);
     let add_plane = |(ci, plane): (usize, &mut [T])| {
         for di in 0..g.k {
@@ -138,7 +138,7 @@ fn split(b: usize) -> (bool, Parallelism) {
 
 /// Run `f(example, chunk, scratch)` over `out`'s per-example chunks of `len`, each task with
 /// its own scratch of `scratch_len` elements.
-fn per_example<T: ConvElem, F>(out: &mut [T], len: usize, scratch_len: usize, par: bool, f: F)
+fn per_example<T: CpuFloat, F>(out: &mut [T], len: usize, scratch_len: usize, par: bool, f: F)
 where
     F: Fn(usize, &mut [T], &mut Vec<T>) + Sync + Send,
 {
@@ -199,7 +199,7 @@ impl ConvOp {
 
     /// The patch matrix of example `i` of `x` (`x` itself for pointwise convolutions),
     /// built in `scratch`.
-    fn patches<'a, T: ConvElem>(
+    fn patches<'a, T: CpuFloat>(
         &self,
         x: &'a [T],
         i: usize,
@@ -227,7 +227,7 @@ impl ConvOp {
         cols
     }
 
-    fn forward<T: ConvElem>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    fn forward<T: CpuFloat>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
         let g = &self.geom;
         let (rows, howo) = (g.rows(), g.ho * g.wo);
         let (par, gpar) = split(g.b);
@@ -259,7 +259,7 @@ impl ConvOp {
     /// channel axes swapped, padded by `k - 1 - p`. Computed so, one gemm per example reads
     /// `cout·k·k` patch rows instead of writing `c·k·k` rows of patch gradients (for a 1-channel
     /// output layer, a 1-deep outer product) and scattering them back.
-    fn transposed<T: ConvElem>(&self, w: &[T]) -> Option<(ConvOp, Vec<T>)> {
+    fn transposed<T: CpuFloat>(&self, w: &[T]) -> Option<(ConvOp, Vec<T>)> {
         let g = &self.geom;
         if g.s != 1 || g.p >= g.k || g.k == 1 {
             return None;
@@ -301,7 +301,7 @@ impl ConvOp {
     }
 
     /// `dx` as `Wᵀ·dy_b` per example, each patch gradient added back onto its pixels.
-    fn input_grad_by_col2im<T: ConvElem>(
+    fn input_grad_by_col2im<T: CpuFloat>(
         &self,
         w: &[T],
         dy: &[T],
@@ -332,7 +332,7 @@ impl ConvOp {
 
     /// `dx` (when wanted), `dW`, and `db` (when the layer has a bias) for the output
     /// gradient `dy`.
-    fn backward<T: ConvElem>(
+    fn backward<T: CpuFloat>(
         &self,
         x: &[T],
         w: &[T],
@@ -408,7 +408,7 @@ impl ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geom;
         let (nx, nw) = (self.input_len(), self.cout * g.rows());
-        fn run<T: ConvElem>(
+        fn run<T: CpuFloat>(
             op: &ConvOp,
             x: (&CpuStorage, &Layout),
             w: (&CpuStorage, &Layout),
@@ -461,7 +461,7 @@ impl ConvOp {
             g.b * self.cout * g.ho * g.wo,
         );
         let dev = Device::Cpu;
-        fn run<T: ConvElem>(
+        fn run<T: CpuFloat>(
             op: &ConvOp,
             (sx, lx, nx): (&CpuStorage, &Layout, usize),
             (sw, lw, nw): (&CpuStorage, &Layout, usize),

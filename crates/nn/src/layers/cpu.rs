@@ -4,15 +4,16 @@
 use candle_core::{CpuStorage, Layout, Result};
 use gemm::Parallelism;
 
-/// Scalars the CPU kernels run on.
-pub(super) trait ConvElem: candle_core::WithDType + std::ops::Neg<Output = Self> {
+/// The scalars the CPU ops run on (f32 and f64): candle's element operations, `sqrt` and
+/// `exp`, and the storage variant that holds them.
+pub(super) trait CpuFloat: candle_core::WithDType + std::ops::Neg<Output = Self> {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     fn wrap(v: Vec<Self>) -> CpuStorage;
     fn sqrt(self) -> Self;
     fn exp(self) -> Self;
 }
 
-impl ConvElem for f32 {
+impl CpuFloat for f32 {
     fn sqrt(self) -> f32 {
         f32::sqrt(self)
     }
@@ -30,7 +31,7 @@ impl ConvElem for f32 {
     }
 }
 
-impl ConvElem for f64 {
+impl CpuFloat for f64 {
     fn sqrt(self) -> f64 {
         f64::sqrt(self)
     }
@@ -50,7 +51,7 @@ impl ConvElem for f64 {
 
 /// The `n` elements of a contiguous storage `s` with layout `l`, as a slice of `T`; an error for
 /// another dtype, a strided layout or another length.
-pub(super) fn contiguous_slice<'a, T: ConvElem>(
+pub(super) fn contiguous_slice<'a, T: CpuFloat>(
     s: &'a CpuStorage,
     l: &Layout,
     n: usize,
@@ -68,7 +69,7 @@ pub(super) fn contiguous_slice<'a, T: ConvElem>(
 /// their strides, `dst` `(m, n)` row-major: the convolution's products and the dense layer's
 /// forward.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_into<T: ConvElem>(
+pub(super) fn gemm_into<T: CpuFloat>(
     m: usize,
     n: usize,
     k: usize,

@@ -8,7 +8,7 @@ use candle_core::{
 };
 use candle_nn::VarBuilder;
 
-use super::cpu::{contiguous_slice, gemm_into, ConvElem};
+use super::cpu::{contiguous_slice, gemm_into, CpuFloat};
 
 /// A fully connected layer, `y = x·Wᵀ + b`, with candle-nn's parameter names and shapes
 /// (`weight` `(out, in)`, `bias` `(out)`) and initialisation, so checkpoints are the same as
@@ -107,7 +107,7 @@ impl DenseOp {
     /// axis is the n outputs and the operand packed is the whole weight matrix (1 MB for
     /// 1024 → 256), every step; written column-major it is the m examples of the batch, and
     /// the packed operand is the (usually far smaller) input.
-    fn product_by_columns<T: ConvElem>(
+    fn product_by_columns<T: CpuFloat>(
         x: &[T],
         w: &[T],
         (m, n, k): (usize, usize, usize),
@@ -135,7 +135,7 @@ impl DenseOp {
     /// into one accumulator row: the same additions in the same order as candle's reduction,
     /// which walks the strided columns one by one (3 % of a dense-AE step).
     fn column_sums(grad: &Tensor) -> Result<Tensor> {
-        fn sums<T: ConvElem>(g: &[T], n: usize) -> Vec<T> {
+        fn sums<T: CpuFloat>(g: &[T], n: usize) -> Vec<T> {
             let mut acc = vec![T::zero(); n];
             for row in g.chunks_exact(n) {
                 for (a, &v) in acc.iter_mut().zip(row) {
@@ -221,7 +221,7 @@ impl CustomOp3 for DenseOp {
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (mut out, m, n) = Self::product(x, lx, w, lw)?;
-        fn add_rows<T: ConvElem>(out: &mut [T], bias: &[T]) {
+        fn add_rows<T: CpuFloat>(out: &mut [T], bias: &[T]) {
             for row in out.chunks_exact_mut(bias.len()) {
                 for (o, &b) in row.iter_mut().zip(bias) {
                     *o += b;

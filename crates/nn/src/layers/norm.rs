@@ -14,7 +14,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{contiguous_slice, ConvElem};
+use super::cpu::{contiguous_slice, CpuFloat};
 
 /// Normalisation after a layer, by name in configs.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -136,7 +136,7 @@ struct BnGeom {
 /// `Σ f(v)` over `x` in f64, in eight interleaved partial sums (so the loop vectorises
 /// instead of waiting on one accumulator), added in a fixed order: the result depends only
 /// on `x`.
-fn lane_sum<T: ConvElem>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
+fn lane_sum<T: CpuFloat>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
@@ -149,7 +149,7 @@ fn lane_sum<T: ConvElem>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
 }
 
 /// `Σ f(a, b)` over pairs of `a` and `b`, as [`lane_sum`].
-fn lane_sum2<T: ConvElem>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
+fn lane_sum2<T: CpuFloat>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
     for (x, y) in (&mut ca).zip(&mut cb) {
@@ -178,7 +178,7 @@ impl BnGeom {
 
 /// Per-channel mean and biased variance (two passes, f64; channels on all threads, each
 /// channel's sums in a fixed order, so the statistics do not depend on the thread count).
-fn bn_stats<T: ConvElem>(x: &[T], g: &BnGeom) -> (Vec<f64>, Vec<f64>) {
+fn bn_stats<T: CpuFloat>(x: &[T], g: &BnGeom) -> (Vec<f64>, Vec<f64>) {
     let count = (g.n * g.s) as f64;
     g.per_channel(|ch| {
         let mean = g.planes(x, ch).map(|p| lane_sum(p, |v| v)).sum::<f64>() / count;
@@ -203,7 +203,7 @@ struct BatchNormTrain {
 }
 
 impl BatchNormTrain {
-    fn forward<T: ConvElem>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    fn forward<T: CpuFloat>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
         let g = &self.geom;
         let mean: Vec<T> = self.mean.iter().map(|&m| T::from_f64(m)).collect();
         let std: Vec<T> = self
@@ -227,7 +227,7 @@ impl BatchNormTrain {
     }
 
     /// Gradients of input, weight and bias from the output gradient `dy`.
-    fn backward<T: ConvElem>(&self, x: &[T], w: &[T], dy: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
+    fn backward<T: CpuFloat>(&self, x: &[T], w: &[T], dy: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
         let g = &self.geom;
         let count = (g.n * g.s) as f64;
         let inv_std: Vec<f64> = self

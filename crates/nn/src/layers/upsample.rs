@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_slice, ConvElem};
+use super::cpu::{contiguous_slice, CpuFloat};
 
 /// Nearest-neighbour upsampling of a contiguous `(b, c, h, w)` CPU tensor by `f` (CPU op);
 /// its backward sums each `f × f` block.
@@ -21,7 +21,7 @@ pub(super) struct Upsample {
 
 impl Upsample {
     /// One plane `(h, w)` into `out` `(h·f, w·f)`.
-    pub(super) fn plane<T: ConvElem>(&self, x: &[T], out: &mut [T]) {
+    pub(super) fn plane<T: CpuFloat>(&self, x: &[T], out: &mut [T]) {
         let (w, f) = (self.w, self.f);
         let wf = w * f;
         for (row, block) in x.chunks_exact(w).zip(out.chunks_exact_mut(wf * f)) {
@@ -45,7 +45,7 @@ impl Upsample {
 
     /// The block sums of one plane `dy` `(h·f, w·f)` into `out` `(h, w)`: the block's rows
     /// added first (element-wise, vectorised), then each run of `f` columns.
-    fn plane_adjoint<T: ConvElem>(&self, dy: &[T], out: &mut [T]) {
+    fn plane_adjoint<T: CpuFloat>(&self, dy: &[T], out: &mut [T]) {
         let (w, f) = (self.w, self.f);
         let wf = w * f;
         let mut acc = vec![T::zero(); wf];
@@ -69,7 +69,7 @@ impl Upsample {
     }
 
     /// Planes on all threads.
-    fn forward<T: ConvElem>(&self, x: &[T]) -> Vec<T> {
+    fn forward<T: CpuFloat>(&self, x: &[T]) -> Vec<T> {
         let (hw, f2) = (self.h * self.w, self.f * self.f);
         let mut out = vec![T::zero(); self.planes * hw * f2];
         out.par_chunks_mut(hw * f2)
@@ -78,7 +78,7 @@ impl Upsample {
         out
     }
 
-    pub(super) fn backward<T: ConvElem>(&self, dy: &[T]) -> Vec<T> {
+    pub(super) fn backward<T: CpuFloat>(&self, dy: &[T]) -> Vec<T> {
         let (hw, f2) = (self.h * self.w, self.f * self.f);
         let mut out = vec![T::zero(); self.planes * hw];
         out.par_chunks_mut(hw)
