@@ -25,7 +25,7 @@ pub struct Dense {
 }
 
 /// A [`Dense`] layer from `in_dim` to `out_dim` features with a bias, under `vb` (as
-/// [`candle_nn::linear`]).
+/// [`candle_nn::linear()`]).
 pub fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Dense> {
     Ok(Dense {
         inner: candle_nn::linear(in_dim, out_dim, vb)?,

@@ -1,7 +1,7 @@
 //! The layers deepsky's models are built from, one module per layer as in candle-nn:
 //!
 //! - [`Conv2d`] ([`conv2d`], [`conv2d_no_bias`]) and [`upsample_nearest`];
-//! - [`Dense`] ([`dense`]), the fully connected layer;
+//! - [`Dense`] ([`dense()`]), the fully connected layer;
 //! - [`Act`] with [`silu`], and [`NormKind`] built as a [`Norm`]: the activations and
 //!   normalisations a config chooses by name.
 //!
