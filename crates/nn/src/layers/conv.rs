@@ -269,16 +269,7 @@ mod tests {
                 .broadcast_add(&conv.bias.as_ref().unwrap().reshape((1, 4, 1, 1)).unwrap())
                 .unwrap();
             assert_eq!(ours.dims(), reference.dims(), "k{k} s{s} p{p} {h}x{w}");
-            let diff = (ours - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_dtype(DType::F32)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_diff(&ours, &reference);
             assert!(diff < 1e-4, "k{k} s{s} p{p}: {diff}");
         }
     }
