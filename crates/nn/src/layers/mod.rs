@@ -9,8 +9,8 @@
 //! as with candle-nn's layers. On the CPU (f32 and f64) each layer runs as one candle custom
 //! op with a backward of its own, because candle's generic ops cost a full-size result and a
 //! zero-filled gradient buffer per graph node, and candle's CPU convolution computes its input
-//! gradient as a direct, unblocked transposed convolution: built from those, the conv
-//! autoencoder trained at 0.10× PyTorch's throughput on 2 cores, with these ops above 1×
+//! gradient as a direct, unblocked transposed convolution. Before these ops the conv
+//! autoencoder trained at 0.10× PyTorch's throughput on 2 cores; with them, above 1×
 //! (BENCHMARKS.md). Other devices and dtypes take candle's tensor ops. The convolution's and
 //! batch norm's CPU results are the same bits whatever the thread count.
 //!
