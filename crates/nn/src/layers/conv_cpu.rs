@@ -13,61 +13,18 @@
 //! each gemm uses the threads. Weight and bias gradients are summed over examples in a
 //! fixed order, so results do not depend on the thread count.
 
-use super::{contiguous_slice, ConvElem, ConvGeom, Upsample};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// `dst = (read_dst ? dst : 0) + a·b` for row-major `a` `(m, k)` and `b` `(k, n)` given by
-/// their strides, `dst` `(m, n)` row-major. (Also the dense layer's forward product.)
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_into<T: ConvElem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    read_dst: bool,
-    a: (&[T], isize, isize),
-    b: (&[T], isize, isize),
-    par: Parallelism,
-) {
-    assert!(dst.len() >= m * n);
-    let ((a, a_rs, a_cs), (b, b_rs, b_cs)) = (a, b);
-    let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
-        (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize
-    };
-    assert!(m * k == 0 || last(m, k, a_rs, a_cs) < a.len());
-    assert!(k * n == 0 || last(k, n, b_rs, b_cs) < b.len());
-    // SAFETY: the asserts above keep every element gemm touches inside the slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            read_dst,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
+use super::conv::ConvGeom;
+use super::cpu::{contiguous_slice, gemm_into, CpuFloat};
+use super::upsample::Upsample;
 
 /// The patches of one example `(c, h, w)` as `(c·k·k, ho·wo)` (row `(ci·k + di)·k + dj`),
 /// every element written (zeros where a tap falls in the padding); rows on all threads when
 /// `threaded` (examples running in turn).
-fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: bool) {
+fn im2col_example<T: CpuFloat>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: bool) {
     let (hw, howo) = (g.h * g.w, g.ho * g.wo);
     let fill_row = |(row, d): (usize, &mut [T])| {
         let (ci, di, dj) = (row / (g.k * g.k), row / g.k % g.k, row % g.k);
@@ -89,7 +46,7 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
             d[lo..a].fill(T::zero());
             d[a..b].copy_from_slice(&src[from as usize..from as usize + (b - a)]);
             d[b..hi].fill(T::zero());
-            // Column by column down the rows (a column or two: per-row fills were calls).
+            // Column by column down the rows (a column or two; a fill per row would be a call each).
             for ox in (0..xs.start).chain(xs.end..g.wo) {
                 for v in d[lo + ox..hi].iter_mut().step_by(g.wo) {
                     *v = T::zero();
@@ -123,7 +80,7 @@ fn im2col_example<T: ConvElem>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
 
 /// The adjoint of [`im2col_example`]: each patch value added into `dx` `(c, h, w)`; channel
 /// planes on all threads when `threaded`.
-fn col2im_example<T: ConvElem>(cols: &[T], g: &ConvGeom, dx: &mut [T], threaded: bool) {
+fn col2im_example<T: CpuFloat>(cols: &[T], g: &ConvGeom, dx: &mut [T], threaded: bool) {
     let (hw, howo) = (g.h * g.w, g.ho * g.wo);
     let add_plane = |(ci, plane): (usize, &mut [T])| {
         for di in 0..g.k {
@@ -181,7 +138,7 @@ fn split(b: usize) -> (bool, Parallelism) {
 
 /// Run `f(example, chunk, scratch)` over `out`'s per-example chunks of `len`, each task with
 /// its own scratch of `scratch_len` elements.
-fn per_example<T: ConvElem, F>(out: &mut [T], len: usize, scratch_len: usize, par: bool, f: F)
+fn per_example<T: CpuFloat, F>(out: &mut [T], len: usize, scratch_len: usize, par: bool, f: F)
 where
     F: Fn(usize, &mut [T], &mut Vec<T>) + Sync + Send,
 {
@@ -242,7 +199,7 @@ impl ConvOp {
 
     /// The patch matrix of example `i` of `x` (`x` itself for pointwise convolutions),
     /// built in `scratch`.
-    fn patches<'a, T: ConvElem>(
+    fn patches<'a, T: CpuFloat>(
         &self,
         x: &'a [T],
         i: usize,
@@ -270,7 +227,7 @@ impl ConvOp {
         cols
     }
 
-    fn forward<T: ConvElem>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    fn forward<T: CpuFloat>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
         let g = &self.geom;
         let (rows, howo) = (g.rows(), g.ho * g.wo);
         let (par, gpar) = split(g.b);
@@ -302,7 +259,7 @@ impl ConvOp {
     /// channel axes swapped, padded by `k - 1 - p`. Computed so, one gemm per example reads
     /// `cout·k·k` patch rows instead of writing `c·k·k` rows of patch gradients (for a 1-channel
     /// output layer, a 1-deep outer product) and scattering them back.
-    fn transposed<T: ConvElem>(&self, w: &[T]) -> Option<(ConvOp, Vec<T>)> {
+    fn transposed<T: CpuFloat>(&self, w: &[T]) -> Option<(ConvOp, Vec<T>)> {
         let g = &self.geom;
         if g.s != 1 || g.p >= g.k || g.k == 1 {
             return None;
@@ -344,7 +301,7 @@ impl ConvOp {
     }
 
     /// `dx` as `Wᵀ·dy_b` per example, each patch gradient added back onto its pixels.
-    fn input_grad_by_col2im<T: ConvElem>(
+    fn input_grad_by_col2im<T: CpuFloat>(
         &self,
         w: &[T],
         dy: &[T],
@@ -375,7 +332,7 @@ impl ConvOp {
 
     /// `dx` (when wanted), `dW`, and `db` (when the layer has a bias) for the output
     /// gradient `dy`.
-    fn backward<T: ConvElem>(
+    fn backward<T: CpuFloat>(
         &self,
         x: &[T],
         w: &[T],
@@ -451,7 +408,7 @@ impl ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geom;
         let (nx, nw) = (self.input_len(), self.cout * g.rows());
-        fn run<T: ConvElem>(
+        fn run<T: CpuFloat>(
             op: &ConvOp,
             x: (&CpuStorage, &Layout),
             w: (&CpuStorage, &Layout),
@@ -504,7 +461,7 @@ impl ConvOp {
             g.b * self.cout * g.ho * g.wo,
         );
         let dev = Device::Cpu;
-        fn run<T: ConvElem>(
+        fn run<T: CpuFloat>(
             op: &ConvOp,
             (sx, lx, nx): (&CpuStorage, &Layout, usize),
             (sw, lw, nw): (&CpuStorage, &Layout, usize),
