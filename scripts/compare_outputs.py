@@ -31,7 +31,8 @@ run happened and with which build, never what it computed):
   object timestamps, so their bytes differ between identical runs.)
 * `*.dump.toml` (the --dump-config outputs): parsed with tomllib and compared as values, so
   comments may be added (schemars doc comments) but no key or value may change.
-* PDF: bytes compared with PDF_VOLATILE masked (see PDF_VOLATILE for why).
+* PDF: bytes, after sorting the entries of resource dictionaries, which the baseline writes
+  in a different (hash-map) order on every run (see PDF_REF_DICT).
 * Everything else (CSV, DS9 .reg, .txt, plain inspect output, submit --dry-run output,
   safetensors weights, parquet, PNG, SVG, *.exit codes): bytes.
 * Skipped: the logs (stdout/stderr of each command: timings, progress) and the harness's
@@ -62,15 +63,20 @@ SKIP_SUFFIXES = (
 )
 
 # JSON keys whose values are measured times or rates: they differ on every run. Ignored at any
-# depth in every JSON file (reports, checkpoint loop state). Found in the reports of the
-# bundled runs; each is named exactly, so that a new key that happens to end in "_s" is
-# still compared.
+# depth in every JSON file. Found by listing every key of the bundled runs' JSON outputs; each
+# is named exactly, so that a new key that happens to end in "_s" is still compared.
 TIMING_KEYS = {
-    "timings_s",  # anomaly report: seconds per stage
-    "timing",  # detect predict report: seconds per stage and megapixels_per_s
-    "seconds",  # training history: wall time per epoch
-    "elapsed_s",
+    "timing",  # detect predict/train, fastsim train/validate/images: seconds per stage
+    #            (detect_s, read_s, measure_s, simulate_s, train_s, total_s, ...) and
+    #            megapixels_per_s; also per image under images[] of a multi-image predict
+    "timings_s",  # anomaly: seconds per stage (load, train, score, total)
+    "outputs_s",  # anomaly: seconds spent writing the outputs
+    "timing_s",  # detect predict --truth: baseline.timing_s, the classical detector's seconds
+    "generate_s",  # fastsim generate: seconds spent generating
+    "showers_per_s",  # fastsim generate: showers / generate_s
 }
+# Not ignored: fastsim validate's `speed` table and `speedup_*` are timings too, but the harness
+# runs validate with --no-speed, which leaves them empty/null, so they are compared.
 
 # provenance.json keys (at any depth) that say when, where and with which build a run was made.
 PROVENANCE_VOLATILE_KEYS = {
@@ -80,6 +86,13 @@ PROVENANCE_VOLATILE_KEYS = {
     "git_commit",  # the build's commit (differs between the two binaries by design)
     "rustc",  # the compiler's version string (build environment, not behaviour)
 }
+
+# Inputs made earlier in the same harness run (paths under `out/`, e.g. a simulated field fed
+# to the detector, shard folders fed to a merge): their size and SHA-256 in provenance records
+# and FITS HISTORY cards are not compared, because such a file's bytes hold its own volatile
+# parts (cfitsio's timestamped DATASUM comment, HDF5 object times, report timings). The
+# files themselves are compared here directly. Inputs from data/ keep their hashes compared.
+RUN_OUTPUT_PREFIX = "out/"
 
 # FITS header keywords that say when a file was written or with which build.
 FITS_VOLATILE_CARDS = {
@@ -95,11 +108,20 @@ HDF5_VOLATILE_ATTRS = {
 }
 # The `provenance` root attribute is compared as provenance.json is.
 
-# PDF byte ranges that are volatile (regexes over the file's bytes, masked before comparing).
-PDF_VOLATILE = [
-    rb"/CreationDate\s*\(D:[^)]*\)",
-    rb"/ModDate\s*\(D:[^)]*\)",
-]
+# PDF: the baseline's PDFs are NOT byte-reproducible. svg2pdf (deepsky-plot's PDF backend)
+# writes the entries of resource dictionaries (`/ExtGState << /gs185 191 0 R /gs477 483 0 R
+# ... >>`) in hash-map order, which changes with every process; object numbers, streams and
+# everything else are stable, and no dates are embedded. So before comparing bytes, the
+# entries of every dictionary made only of `/Name N 0 R` lines are sorted (PDF dictionaries
+# are unordered: the same names still map to the same objects).
+PDF_REF_DICT = re.compile(rb"(<<\n)((?:[ \t]*/[^\s/]+ \d+ 0 R\n)+)([ \t]*>>)")
+
+
+def pdf_normalised(data):
+    return PDF_REF_DICT.sub(
+        lambda m: m.group(1) + b"".join(sorted(m.group(2).splitlines(keepends=True))) + m.group(3),
+        data,
+    )
 
 
 # --- Differences -------------------------------------------------------------------------------
@@ -170,6 +192,37 @@ def compare_json(a, b, where, out, ignore_keys, key_order, ignored=None):
         out.append(f"{where}: {fmt(a)} -> {fmt(b)}")
 
 
+def mask_run_inputs(v, masked):
+    """Replace size and sha256 of input records under RUN_OUTPUT_PREFIX (see there)."""
+    if isinstance(v, dict):
+        if isinstance(v.get("path"), str) and v["path"].startswith(RUN_OUTPUT_PREFIX) and (
+            "sha256" in v or "size" in v
+        ):
+            masked.add(True)
+            return {k: ("<compared directly>" if k in ("sha256", "size") else x)
+                    for k, x in v.items()}
+        return {k: mask_run_inputs(x, masked) for k, x in v.items()}
+    if isinstance(v, list):
+        return [mask_run_inputs(x, masked) for x in v]
+    return v
+
+
+def compare_provenance(a, b, out, key_order, rep):
+    """provenance.json or an HDF5 `provenance` attribute: volatile keys and the hashes of
+    harness-made inputs are not compared."""
+    ma, mb = set(), set()
+    a2, b2 = mask_run_inputs(a, ma), mask_run_inputs(b, mb)
+    ignored = set()
+    compare_json(a2, b2, "$", out, PROVENANCE_VOLATILE_KEYS | TIMING_KEYS, key_order, ignored)
+    for k in ignored:
+        rep.ignore(f"provenance key {k!r}")
+    if ma or mb:
+        ia = json.dumps(a.get("inputs") if isinstance(a, dict) else None, sort_keys=True)
+        ib = json.dumps(b.get("inputs") if isinstance(b, dict) else None, sort_keys=True)
+        if ia != ib:
+            rep.ignore("provenance: size/sha256 of inputs made in the same run (out/...)")
+
+
 def is_provenance(rel):
     return os.path.basename(rel) == "provenance.json"
 
@@ -184,11 +237,14 @@ def compare_json_file(rel, pa, pb, rep, key_order):
         # Not JSON after all (e.g. a failed inspect run printed nothing): compare bytes.
         compare_bytes(rel, pa, pb, rep)
         return
-    keys = TIMING_KEYS | (PROVENANCE_VOLATILE_KEYS if is_provenance(rel) else set())
-    out, ignored = [], set()
-    compare_json(a, b, "$", out, keys, key_order, ignored)
-    for k in ignored:
-        rep.ignore(f"JSON key {k!r}")
+    out = []
+    if is_provenance(rel):
+        compare_provenance(a, b, out, key_order, rep)
+    else:
+        ignored = set()
+        compare_json(a, b, "$", out, TIMING_KEYS, key_order, ignored)
+        for k in ignored:
+            rep.ignore(f"JSON key {k!r}")
     for m in out:
         rep.diff(rel, m)
 
@@ -231,22 +287,17 @@ def to_jsonish(v):
 # --- bytes -------------------------------------------------------------------------------------
 
 
-def compare_bytes(rel, pa, pb, rep, mask=None):
+def compare_bytes(rel, pa, pb, rep, normalise=None, what=None):
+    """Bytes equal; with `normalise`, equal after it (then a raw difference is counted as
+    ignored under `what`)."""
     with open(pa, "rb") as f:
         a = f.read()
     with open(pb, "rb") as f:
         b = f.read()
-    if mask:
-        masked = False
-        for pattern in mask:
-            a2 = re.sub(pattern, b"<volatile>", a)
-            b2 = re.sub(pattern, b"<volatile>", b)
-            masked |= a2 != a or b2 != b
-            a, b = a2, b2
-        if masked and a == b:
-            with open(pa, "rb") as f, open(pb, "rb") as g:
-                if f.read() != g.read():
-                    rep.ignore("PDF creation/modification dates")
+    if normalise and a != b:
+        a, b = normalise(a), normalise(b)
+        if a == b:
+            rep.ignore(what)
     if a == b:
         return
     n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
@@ -288,14 +339,25 @@ def compare_fits_file(rel, pa, pb, rep):
 
 
 def history_text(header):
-    """HISTORY cards joined (long lines are split over several cards at fixed widths, so a
-    longer commit id or path shifts every later card), with the build's commit masked."""
-    text = "".join(str(c.comment) if hasattr(c, "comment") else str(c) for c in header["HISTORY"]) \
-        if "HISTORY" in header else ""
+    """HISTORY cards joined into one text, with the volatile parts masked.
+
+    Long lines are split over several cards at a fixed width, so a longer commit id or path
+    shifts every later card; and astropy drops a card's trailing blanks, so a blank at a split
+    is lost. Hence the cards are joined and all whitespace removed before comparing."""
+    text = "".join(str(c) for c in header["HISTORY"]) if "HISTORY" in header else ""
+    text = re.sub(r"\s+", "", text)
     git = header.get("DSGIT")
     if git:
         text = text.replace(str(git), "<git>")
-    return text
+    # Inputs made earlier in the same harness run: size and hash not compared (RUN_OUTPUT_PREFIX).
+    return RUN_INPUT_HISTORY.sub(r"\1<size>bytes,sha256<compared directly>", text)
+
+
+# "input PATH (ROLE): SIZE bytes, sha256 HEX" (whitespace removed) for a PATH under
+# RUN_OUTPUT_PREFIX, in the joined HISTORY text of a pipeline's provenance cards.
+RUN_INPUT_HISTORY = re.compile(
+    r"(input" + re.escape(RUN_OUTPUT_PREFIX) + r"[^(]*\([^)]*\):)\d+bytes,sha256[0-9a-f]{64}"
+)
 
 
 def compare_fits_header(rel, name, ha, hb, rep):
@@ -348,7 +410,7 @@ def compare_fits_header(rel, name, ha, hb, rep):
             f"      old: ...{ta[max(0, n - 60):n + 60]}\n      new: ...{tb[max(0, n - 60):n + 60]}",
         )
     elif "HISTORY" in ha and [str(c) for c in ha["HISTORY"]] != [str(c) for c in hb["HISTORY"]]:
-        rep.ignore("FITS HISTORY build commit")
+        rep.ignore("FITS HISTORY: build commit or hashes of inputs made in the same run")
 
 
 def raw_data(path, hdu):
@@ -507,15 +569,12 @@ def compare_hdf5_attrs(rel, p, aa, ab, rep, key_order):
                 rep.ignore(f"HDF5 attribute {k!r}")
             continue
         if k == "provenance" and isinstance(va, str) and isinstance(vb, str):
-            out, ignored = [], set()
+            out = []
             try:
                 ja, jb = json.loads(va), json.loads(vb)
             except ValueError:
                 ja, jb = va, vb
-            compare_json(ja, jb, "$", out, PROVENANCE_VOLATILE_KEYS | TIMING_KEYS, key_order,
-                         ignored)
-            for i in ignored:
-                rep.ignore(f"provenance key {i!r}")
+            compare_provenance(ja, jb, out, key_order, rep)
             for m in out:
                 rep.diff(rel, f"{p}: attribute 'provenance': {m}")
             continue
@@ -599,7 +658,8 @@ def main():
             elif kind == "hdf5":
                 compare_hdf5_file(rel, pa, pb, rep, key_order)
             elif kind == "pdf":
-                compare_bytes(rel, pa, pb, rep, mask=PDF_VOLATILE)
+                compare_bytes(rel, pa, pb, rep, normalise=pdf_normalised,
+                              what="PDF resource dictionary entry order (svg2pdf hash order)")
             else:
                 compare_bytes(rel, pa, pb, rep)
         except Exception as e:  # an unreadable file is a difference, not a crash
