@@ -17,10 +17,14 @@ run happened and with which build, never what it computed):
   reported too (bytes and readers of the text differ), unless --json-key-order=ignore.
   provenance.json (and the `provenance` attribute of HDF5 outputs) is compared the same way
   except for PROVENANCE_VOLATILE_KEYS, at any depth (merged records list their shards with
-  their own times and hosts).
+  their own times and hosts), and the size and hash of inputs that the same harness run made
+  (RUN_OUTPUT_PREFIX). The command line, config, config hash, seeds, inputs from data/,
+  outputs and status are compared: run_bundled.sh makes command lines independent of
+  OUTDIR and of where the binary is (so run both trees with the same THREADS).
 * FITS: the same HDUs in the same order; every header card's 80-character image equal, in
   order, except FITS_VOLATILE_CARDS (and DATASUM's comment, which cfitsio timestamps); the
-  HISTORY cards joined into one text and compared with the build's git commit masked; the
+  HISTORY cards joined into one text, whitespace removed, and compared with the build's git
+  commit and the hashes of inputs made in the same run masked (see history_text); the
   data unit compared as raw bytes from the file (bit for bit, so NaN payloads too; tables
   with their heap), and when it differs, column by column (or pixel statistics for images)
   to say where.
@@ -41,7 +45,6 @@ run happened and with which build, never what it computed):
 
 import argparse
 import json
-import math
 import os
 import re
 import struct

@@ -13,17 +13,20 @@
 #                compared) and NAME/_run.exit (or NAME/FILE.exit: the exit code, compared).
 #                OUTDIR/_timings.tsv lists each command's wall time and exit code.
 #   --quick      shrink the long trainings (detect train, fastsim train, fastsim images) to
-#                smoke runs of a minute or two; everything else runs as bundled. Without it,
-#                the bundled configs run exactly as they are (the contract), which takes
-#                45-60 min on 2 busy cores.
+#                smoke runs of 5-20 s; everything else runs as bundled: about 2.5 min on 2
+#                cores. Without it, the bundled configs run exactly as they are (the
+#                contract): about 10 min on 2 cores (fastsim train 4 min, fastsim images 3,
+#                detect train 1.5), longer when the cores are shared.
 #
 # Environment: THREADS (default 2): numeric threads, passed as `--threads` and
 # RAYON_NUM_THREADS. Every deepsky call also gets `-q`.
 #
-# Typical use (from the repository root):
+# Typical use (the data/ and configs used are those of the checkout holding this script):
 #   scripts/run_bundled.sh /work/baseline-bin/deepsky /tmp/old --quick
 #   scripts/run_bundled.sh target/debug/deepsky        /tmp/new --quick
 #   .venv/bin/python scripts/compare_outputs.py /tmp/old /tmp/new
+# Both trees must be made with the same THREADS and the same mode: the command lines are
+# compared too. Two runs of one binary give identical trees (checked for the baseline).
 #
 # Reproducible command lines. Every output records the command that made it (provenance.json,
 # FITS HISTORY cards, HDF5 attributes). So that these are the same for any OUTDIR, checkout or
