@@ -47,9 +47,12 @@ impl OutDir {
         )?)
     }
 
-    /// Write `<out>/report.json`.
+    /// Write `<out>/report.json`, keys of every object in alphabetical order (whatever the
+    /// field order of the report type), so that scripts diffing two reports see only values.
     pub fn write_report<T: Serialize>(&self, report: &T) -> Result<PathBuf> {
-        self.write_json("report.json", report)
+        let value = serde_json::to_value(report)
+            .map_err(|e| RunError::failed(format!("report.json: cannot serialise: {e}")))?;
+        self.write_json("report.json", &value)
     }
 
     /// Write text atomically.
