@@ -109,7 +109,10 @@ pub fn to_documented_toml<C: Serialize + JsonSchema>(config: &C) -> String {
 }
 
 /// The schema behind `$ref`s and the non-null branch of `Option`s.
-fn resolve<'a>(schema: &'a serde_json::Value, root: &'a serde_json::Value) -> &'a serde_json::Value {
+fn resolve<'a>(
+    schema: &'a serde_json::Value,
+    root: &'a serde_json::Value,
+) -> &'a serde_json::Value {
     if let Some(target) = schema.get("$ref").and_then(|r| r.as_str()) {
         let name = target.rsplit('/').next().unwrap_or_default();
         if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
@@ -207,6 +210,19 @@ pub fn load<C: PipelineConfig>(
     files: &[PathBuf],
     sets: &[String],
 ) -> Result<Resolved<C>, ConfigError> {
+    load_with(files, sets, &[], |_: &mut C| {})
+}
+
+/// [`load`], with command-line options that stand for settings (`--seed 5` for `seed`)
+/// applied by `apply` to the layered configuration before it is validated. `flags` lists
+/// them as `(key, option as typed)`: they are the last config sources, and an error in such a
+/// key names its option.
+pub fn load_with<C: PipelineConfig>(
+    files: &[PathBuf],
+    sets: &[String],
+    flags: &[(String, String)],
+    apply: impl FnOnce(&mut C),
+) -> Result<Resolved<C>, ConfigError> {
     let mut merged = toml::Table::new();
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let mut sources = vec!["defaults".to_string()];
@@ -223,7 +239,12 @@ pub fn load<C: PipelineConfig>(
         origin.insert(key, source.clone());
         sources.push(source);
     }
-    let config: C = deserialize(merged, &origin)?;
+    let mut config: C = deserialize(merged, &origin)?;
+    apply(&mut config);
+    for (key, flag) in flags {
+        origin.insert(key.clone(), flag.clone());
+        sources.push(flag.clone());
+    }
     config.validate().map_err(|mut e| {
         if e.source.is_none() {
             e.source = origin.get(&e.key).cloned();
@@ -505,6 +526,34 @@ mod tests {
         // Dumped config reloads to the same value.
         let dumped = write(dir.path(), "dump.toml", &r.to_toml());
         assert_eq!(load::<Cfg>(&[dumped], &[]).unwrap().config, r.config);
+    }
+
+    #[test]
+    fn flags_apply_last_and_are_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = write(dir.path(), "run.toml", "[train]\nepochs = 7\nlr = 0.5\n");
+        let flag = |lr: f64| {
+            let run = run.clone();
+            load_with::<Cfg>(
+                &[run],
+                &["train.epochs=8".into()],
+                &[("train.lr".into(), format!("--lr {lr}"))],
+                |c| c.train.lr = lr,
+            )
+        };
+        let r = flag(0.125).unwrap();
+        assert_eq!(
+            r.config.train,
+            Train {
+                epochs: 8,
+                lr: 0.125
+            }
+        );
+        assert_eq!(r.sources.last().map(String::as_str), Some("--lr 0.125"));
+        assert_eq!(r.hash, hash(&r.config));
+        let e = flag(-1.0).unwrap_err();
+        assert_eq!(e.key, "train.lr");
+        assert_eq!(e.source.as_deref(), Some("--lr -1"));
     }
 
     #[test]

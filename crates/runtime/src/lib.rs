@@ -9,7 +9,10 @@
 //! - [`interrupt`] and [`RunError`]: exit codes 0 success, 1 failure, 2 bad input or config,
 //!   130 interrupted (Ctrl-C or SIGTERM).
 //! - [`outdir`]: the output directory with atomic writes and `report.json`.
-//! - [`shard`]: `--shard K/N` for runs split over a cluster's job array.
+//! - [`shard`]: `--shard K/N` for runs split over a cluster's job array, the state of a
+//!   shard's output folder, and [`ShardedPipeline`], what a pipeline tells `deepsky submit`.
+//! - [`slurm`]: the job array and merge job scripts, `sbatch`/`squeue`, `submit.json`.
+//! - [`inputs`]: input files given as files, folders, globs and `@list` files.
 //!
 //! ```
 //! use deepsky_runtime::{config, Shard};
@@ -20,15 +23,17 @@
 
 pub mod config;
 mod error;
+pub mod inputs;
 pub mod interrupt;
 pub mod outdir;
 pub mod progress;
 pub mod provenance;
 pub mod shard;
+pub mod slurm;
 
 pub use config::{ConfigError, PipelineConfig, Resolved, Validate};
 pub use error::{Result, RunError};
 pub use outdir::OutDir;
 pub use progress::Progress;
 pub use provenance::Provenance;
-pub use shard::Shard;
+pub use shard::{Shard, ShardRecord, ShardState, ShardedPipeline};

@@ -63,3 +63,12 @@ impl OutDir {
         )?)
     }
 }
+
+/// Read a JSON file (a report.json, a provenance.json), with errors naming it: a missing or
+/// unreadable file or bad JSON is bad input.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RunError::input(format!("{}: cannot read: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| RunError::input(format!("{}: not JSON: {e}", path.display())))
+}

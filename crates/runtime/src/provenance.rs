@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{hex, Resolved};
 use crate::error::{Result, RunError};
+use crate::shard::ShardRecord;
 
 /// Version of the provenance record's layout; bump when a field changes meaning.
 pub const PROVENANCE_VERSION: u32 = 1;
@@ -78,7 +79,7 @@ pub struct Provenance {
     pub outputs: Vec<OutputRecord>,
     /// Shard of a larger run (`K/N`), when sharded; merged records list their shards.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shards: Vec<serde_json::Value>,
+    pub shards: Vec<ShardRecord>,
     /// Start time, RFC 3339 UTC.
     pub started: String,
     /// End time, RFC 3339 UTC (empty while running).
@@ -180,6 +181,11 @@ impl Provenance {
                 self.exit_code = Some(e.exit_code());
             }
         }
+    }
+
+    /// Read a provenance.json (of a shard, of an earlier run); errors name the file.
+    pub fn read(path: &Path) -> Result<Provenance> {
+        crate::outdir::read_json(path)
     }
 
     /// The record as pretty JSON.

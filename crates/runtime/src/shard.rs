@@ -1,16 +1,25 @@
 //! Independent shards of a run over many inputs (`--shard K/N`): shard K of N takes the K-th of
 //! N contiguous blocks of the sorted inputs, so concatenating the shards' rows in shard order
 //! gives exactly the rows of one unsharded run, in the same order.
+//!
+//! A shard's outcome is read from its own output folder ([`ShardState::of`]), and a merge
+//! records each shard it read ([`ShardRecord`]). [`ShardedPipeline`] is what `deepsky submit`
+//! needs to know of a pipeline to run it as a cluster job array with a merge job.
 
 use std::fmt;
 use std::ops::Range;
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::RunError;
+use crate::provenance::{InputRecord, Provenance};
+
 /// Shard `index` of `count`, 0-based (`--shard 0/4` … `--shard 3/4`; Slurm's
-/// `$SLURM_ARRAY_TASK_ID` with `--array=0-3`).
+/// `$SLURM_ARRAY_TASK_ID` with `--array=0-3`). Serialised as its text, `"K/N"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Shard {
     /// Which shard, `0..count`.
     pub index: usize,
@@ -76,6 +85,19 @@ impl fmt::Display for Shard {
     }
 }
 
+impl From<Shard> for String {
+    fn from(s: Shard) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Shard {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -97,6 +119,158 @@ impl FromStr for Shard {
         }
         Ok(Shard { index, count })
     }
+}
+
+/// One shard in a provenance record. A shard's own run records only which shard it is
+/// ([`ShardRecord::running`]); a merge records each shard it read, with the outcome of the run
+/// that made it ([`ShardRecord::read`]).
+///
+/// The fields are in alphabetical order, so that provenance.json lists these records' keys
+/// sorted, as report.json lists all of its keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// The shard's command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line: Option<Vec<String>>,
+    /// SHA-256 of the shard's resolved configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// The shard's output folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// When the shard's run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// Where it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The files it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<InputRecord>>,
+    /// Which shard.
+    pub shard: Shard,
+    /// When the shard's run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// How the shard's run ended (`success`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+impl ShardRecord {
+    /// The record of a run that is itself `shard`.
+    pub fn running(shard: Shard) -> ShardRecord {
+        ShardRecord {
+            command_line: None,
+            config_hash: None,
+            dir: None,
+            finished: None,
+            host: None,
+            inputs: None,
+            shard,
+            started: None,
+            status: None,
+        }
+    }
+
+    /// The record of shard `shard` whose output folder is `dir`, from its provenance.json.
+    pub fn read(shard: Shard, dir: &Path) -> Result<ShardRecord, RunError> {
+        let p = Provenance::read(&dir.join("provenance.json"))?;
+        Ok(ShardRecord {
+            command_line: Some(p.command_line),
+            config_hash: Some(p.config_hash),
+            dir: Some(dir.display().to_string()),
+            finished: Some(p.finished),
+            host: Some(p.host),
+            inputs: Some(p.inputs),
+            shard,
+            started: Some(p.started),
+            status: Some(p.status),
+        })
+    }
+}
+
+/// Where a shard's run stands, read from its output folder alone (so that any scheduler, or
+/// none, can have run it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardState {
+    /// Finished: a report.json and a provenance.json with status `success`. Holds the report.
+    Done(serde_json::Value),
+    /// Ended otherwise: a provenance.json whose status is not `success` (or no report.json).
+    Failed {
+        /// The recorded status (`failed`, `bad-input`, `interrupted`, `running` when killed).
+        status: String,
+        /// The recorded exit code.
+        exit_code: Option<u8>,
+    },
+    /// No readable provenance.json: not started, or killed before its record was written.
+    NotRun,
+}
+
+impl ShardState {
+    /// Read the state of the run whose output folder is `dir`.
+    pub fn of(dir: &Path) -> ShardState {
+        let Ok(p) = Provenance::read(&dir.join("provenance.json")) else {
+            return ShardState::NotRun;
+        };
+        let report = crate::outdir::read_json(&dir.join("report.json"));
+        match report {
+            Ok(r) if p.status == "success" => ShardState::Done(r),
+            _ => ShardState::Failed {
+                status: p.status,
+                exit_code: p.exit_code,
+            },
+        }
+    }
+
+    /// Finished successfully?
+    pub fn is_done(&self) -> bool {
+        matches!(self, ShardState::Done(_))
+    }
+}
+
+/// What `deepsky submit` needs to know of a pipeline step to run it in shards as a job array
+/// (each task `deepsky WORDS... --shard K/N -o OUT/shards/K`) followed by a merge job
+/// (`deepsky MERGE_WORDS... -o OUT [MERGE_OPTION] OUT/shards/0 ...`).
+pub trait ShardedPipeline {
+    /// The step's words after `deepsky`, e.g. `["detect", "predict"]`.
+    fn words(&self) -> &'static [&'static str];
+
+    /// The option through which the step takes input files, when its shards split a list of
+    /// files: submit expands its own `--input` values once into `inputs.txt` and passes
+    /// `OPTION @inputs.txt` to every task. `None` (the default) when the shards split the rows
+    /// of an input that the config names.
+    fn input_option(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Options of the step that do not apply to a shard, refused in the step's words (besides
+    /// `-o/--out`, `--shard`, `--dump-config`, `--resume` and the input option, which submit
+    /// refuses for every step).
+    fn refused(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Check the step's words (parsed as the step parses them, its config resolved) before
+    /// anything is submitted. Returns the config options (`-c FILE`, `--set K=V`, in order)
+    /// that the merge step is given too.
+    fn check(&self, words: &[String], shards: usize) -> Result<Vec<String>, RunError>;
+
+    /// The merge step's words after `deepsky`, e.g. `["detect", "merge"]`.
+    fn merge_words(&self) -> &'static [&'static str];
+
+    /// The option that precedes the shard folders in the merge command (`anomaly --merge
+    /// DIR...`); `None` (the default) when they are positional arguments.
+    fn merge_option(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A finished shard's (or merged result's) headline from its report.json, e.g. `154
+    /// detections in 1 images`.
+    fn summary(&self, report: &serde_json::Value) -> String;
+
+    /// The merged result's main file inside the output folder, e.g. `catalog.fits`.
+    fn product(&self) -> &'static str;
 }
 
 #[cfg(test)]
@@ -122,5 +296,61 @@ mod tests {
         );
         assert!("4/4".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn shards_serialise_as_their_text() {
+        let s = Shard { index: 1, count: 3 };
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"1/3\"");
+        assert_eq!(serde_json::from_str::<Shard>("\"1/3\"").unwrap(), s);
+        assert!(serde_json::from_str::<Shard>("\"3/3\"").is_err());
+        let running = serde_json::to_string(&ShardRecord::running(s)).unwrap();
+        assert_eq!(running, r#"{"shard":"1/3"}"#);
+    }
+
+    #[test]
+    fn state_and_record_are_read_from_the_shard_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        assert_eq!(ShardState::of(dir), ShardState::NotRun);
+        let cfg = crate::Resolved {
+            config: (),
+            sources: vec!["defaults".into()],
+            hash: "abc".into(),
+        };
+        let mut p = Provenance::start("demo", "0.0.0", &[], &cfg);
+        p.shards.push(ShardRecord::running("0/2".parse().unwrap()));
+        p.write(dir).unwrap();
+        assert_eq!(
+            ShardState::of(dir),
+            ShardState::Failed {
+                status: "running".into(),
+                exit_code: None
+            }
+        );
+        p.finish(Ok(()));
+        p.write(dir).unwrap();
+        std::fs::write(dir.join("report.json"), "{\"n\": 3}").unwrap();
+        assert_eq!(
+            ShardState::of(dir),
+            ShardState::Done(serde_json::json!({"n": 3}))
+        );
+        let r = ShardRecord::read("0/2".parse().unwrap(), dir).unwrap();
+        assert_eq!(r.status.as_deref(), Some("success"));
+        assert_eq!(r.config_hash.as_deref(), Some(cfg.hash.as_str()));
+        assert_eq!(r.dir, Some(dir.display().to_string()));
+        let keys: Vec<String> = match serde_json::to_value(&r).unwrap() {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => unreachable!(),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        let order: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\"")).unwrap())
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "keys in alphabetical order: {text}"
+        );
     }
 }
