@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use deepsky_runtime::{config, OutDir, PipelineConfig, Provenance, Resolved, RunError, Shard};
+use deepsky_runtime::{
+    config, OutDir, PipelineConfig, Provenance, Resolved, RunError, Shard, ShardRecord,
+};
 
 /// Options of every pipeline.
 #[derive(Args, Debug, Clone)]
@@ -36,8 +38,19 @@ pub struct PipelineArgs {
 
 /// Resolve the config; with `--dump-config` print it and return None.
 pub fn resolve<C: PipelineConfig>(args: &PipelineArgs) -> Result<Option<Resolved<C>>, RunError> {
-    let resolved = config::load::<C>(&args.configs, &args.sets)?;
-    if args.dump_config {
+    dump_or_run(
+        config::load::<C>(&args.configs, &args.sets)?,
+        args.dump_config,
+    )
+}
+
+/// With `--dump-config`, print the resolved config with each key's doc comment and return
+/// None (the command stops there); otherwise hand it on.
+pub fn dump_or_run<C: PipelineConfig>(
+    resolved: Resolved<C>,
+    dump_config: bool,
+) -> Result<Option<Resolved<C>>, RunError> {
+    if dump_config {
         print!("{}", resolved.to_toml());
         return Ok(None);
     }
@@ -65,9 +78,7 @@ impl RunFrame {
         let mut provenance = Provenance::start(pipeline, env!("CARGO_PKG_VERSION"), &features, cfg);
         provenance.device = args.device.clone();
         if let Some(s) = args.shard {
-            provenance
-                .shards
-                .push(serde_json::json!({ "shard": s.to_string() }));
+            provenance.shards.push(ShardRecord::running(s));
         }
         Ok(RunFrame { out, provenance })
     }

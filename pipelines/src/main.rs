@@ -1,8 +1,9 @@
 //! `deepsky`: the command-line tool over the deepsky crates.
 //!
-//! The binary is thin glue: it parses arguments, calls the libraries, and maps the outcome to
-//! an exit code (0 success, 1 failure, 2 bad input or config, 130 interrupted). Every error is
-//! printed as one line naming the file and the problem.
+//! The binary is thin glue: it parses arguments, sets up threads and logging, calls the
+//! subcommand, and maps its outcome, a [`deepsky_runtime::RunError`], to an exit code (0
+//! success, 1 failure, 2 bad input or config, 130 interrupted). Every error is printed as one
+//! line naming the file and the problem.
 
 mod anomaly;
 mod common;
@@ -57,56 +58,6 @@ enum Command {
     Submit(submit::SubmitArgs),
 }
 
-/// An error with the exit code it deserves.
-#[derive(Debug)]
-pub struct Failure {
-    /// 1 failure, 2 bad input or config, 130 interrupted.
-    pub code: u8,
-    /// One line.
-    pub message: String,
-}
-
-impl Failure {
-    /// Bad input or configuration: exit code 2.
-    pub fn input(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 2,
-            message: message.to_string(),
-        }
-    }
-    /// Anything else: exit code 1.
-    pub fn other(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 1,
-            message: message.to_string(),
-        }
-    }
-}
-
-impl From<deepsky_io::IoError> for Failure {
-    fn from(e: deepsky_io::IoError) -> Self {
-        Failure {
-            code: if e.is_bad_input() { 2 } else { 1 },
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<deepsky_runtime::RunError> for Failure {
-    fn from(e: deepsky_runtime::RunError) -> Self {
-        Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<deepsky_sim::SimError> for Failure {
-    fn from(e: deepsky_sim::SimError) -> Self {
-        Failure::input(e)
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -126,17 +77,17 @@ fn main() -> ExitCode {
     deepsky_runtime::progress::init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
-        Command::Simulate(cmd) => simulate::run(cmd, cli.quiet),
-        Command::Anomaly(args) => anomaly::run(args).map_err(Failure::from),
-        Command::Detect(cmd) => detect::run(cmd).map_err(Failure::from),
-        Command::Fastsim(cmd) => fastsim::run(cmd).map_err(Failure::from),
+        Command::Simulate(cmd) => simulate::run(cmd),
+        Command::Anomaly(args) => anomaly::run(args),
+        Command::Detect(cmd) => detect::run(cmd),
+        Command::Fastsim(cmd) => fastsim::run(cmd),
         Command::Submit(args) => submit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("deepsky: error: {}", f.message);
-            ExitCode::from(f.code)
+        Err(e) => {
+            eprintln!("deepsky: error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

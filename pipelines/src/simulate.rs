@@ -20,7 +20,7 @@ use polars::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::Failure;
+use deepsky_runtime::RunError;
 
 #[derive(Subcommand, Debug)]
 pub enum SimulateCommand {
@@ -108,31 +108,31 @@ pub struct ShowerArgs {
     out: PathBuf,
 }
 
-pub fn run(cmd: SimulateCommand, quiet: bool) -> Result<(), Failure> {
+pub fn run(cmd: SimulateCommand) -> Result<(), RunError> {
     match cmd {
-        SimulateCommand::Sky(a) => run_sky(a, quiet),
-        SimulateCommand::Cutouts(a) => run_cutouts(a, quiet),
-        SimulateCommand::Events(a) => run_events(a, quiet),
-        SimulateCommand::Showers(a) => run_showers(a, quiet),
+        SimulateCommand::Sky(a) => run_sky(a, deepsky_runtime::progress::is_quiet()),
+        SimulateCommand::Cutouts(a) => run_cutouts(a, deepsky_runtime::progress::is_quiet()),
+        SimulateCommand::Events(a) => run_events(a, deepsky_runtime::progress::is_quiet()),
+        SimulateCommand::Showers(a) => run_showers(a, deepsky_runtime::progress::is_quiet()),
     }
 }
 
 /// Load a simulator config from TOML (or its defaults), strictly: unknown keys are errors.
-fn load_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, Failure> {
+fn load_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, RunError> {
     match path {
         None => Ok(T::default()),
         Some(p) => {
             let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
+                .map_err(|e| RunError::input(format!("{}: {e}", p.display())))?;
             toml::from_str(&text)
-                .map_err(|e| Failure::input(format!("{}: {}", p.display(), e.message())))
+                .map_err(|e| RunError::input(format!("{}: {}", p.display(), e.message())))
         }
     }
 }
 
-fn dump<T: Serialize>(cfg: &T) -> Result<(), Failure> {
+fn dump<T: Serialize>(cfg: &T) -> Result<(), RunError> {
     let text = toml::to_string_pretty(cfg)
-        .map_err(|e| Failure::other(format!("cannot print config: {e}")))?;
+        .map_err(|e| RunError::failed(format!("cannot print config: {e}")))?;
     print!("{text}");
     Ok(())
 }
@@ -236,7 +236,7 @@ fn sibling(out: &Path, suffix: &str) -> PathBuf {
 }
 
 /// A simulator's (name, unit, description, data) columns as a DataFrame and its FITS metadata.
-pub fn columns_frame(cols: Vec<Column>) -> Result<(DataFrame, TableMeta), Failure> {
+pub fn columns_frame(cols: Vec<Column>) -> Result<(DataFrame, TableMeta), RunError> {
     let mut meta = TableMeta::new();
     let mut out = Vec::with_capacity(cols.len());
     for (name, unit, desc, data) in cols {
@@ -249,7 +249,7 @@ pub fn columns_frame(cols: Vec<Column>) -> Result<(DataFrame, TableMeta), Failur
         out.push(s.into_column());
     }
     let df = DataFrame::new_infer_height(out)
-        .map_err(|e| Failure::other(format!("inconsistent truth table: {e}")))?;
+        .map_err(|e| RunError::failed(format!("inconsistent truth table: {e}")))?;
     Ok((df, meta))
 }
 
@@ -281,7 +281,7 @@ fn attr_value(v: &SimCard) -> AttrValue {
     }
 }
 
-fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), Failure> {
+fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), RunError> {
     let mut cfg: SkyConfig = load_config(a.common.config.as_deref())?;
     if let Some(s) = a.common.seed {
         cfg.seed = s;
@@ -289,7 +289,7 @@ fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), Failure> {
     if a.common.dump_config {
         return dump(&cfg);
     }
-    cfg.validate()?;
+    cfg.validate().map_err(RunError::input)?;
     // One tick per source, cosmic ray and bad column.
     let work = cfg.n_stars
         + cfg.n_galaxies
@@ -298,7 +298,7 @@ fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), Failure> {
         + cfg.artefacts.bad_columns
         + cfg.injections.len();
     let bar = Bar::new(work as u64, "sky", quiet);
-    let field = sky::simulate_sky(&cfg, &bar)?;
+    let field = sky::simulate_sky(&cfg, &bar).map_err(RunError::input)?;
     drop(bar);
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
     let mut header = cards(&field.header_cards());
@@ -334,7 +334,7 @@ fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_cutouts(a: CutoutArgs, quiet: bool) -> Result<(), Failure> {
+fn run_cutouts(a: CutoutArgs, quiet: bool) -> Result<(), RunError> {
     use deepsky_io::h5::{H5Writer, WriteOptions};
     let mut cfg: CutoutConfig = load_config(a.common.config.as_deref())?;
     if let Some(s) = a.common.seed {
@@ -343,9 +343,9 @@ fn run_cutouts(a: CutoutArgs, quiet: bool) -> Result<(), Failure> {
     if a.common.dump_config {
         return dump(&cfg);
     }
-    cfg.validate()?;
+    cfg.validate().map_err(RunError::input)?;
     let bar = Bar::new(cfg.n as u64, "cutouts", quiet);
-    let set = cutouts::simulate_cutouts(&cfg, &bar)?;
+    let set = cutouts::simulate_cutouts(&cfg, &bar).map_err(RunError::input)?;
     drop(bar);
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
     let w = H5Writer::create(&a.out)?;
@@ -417,7 +417,7 @@ pub const CUTOUT_IDS: &str = "/ids";
 /// Group of per-stamp parameters, one dataset per column with `unit` and `description`.
 pub const CUTOUT_PARAMS: &str = "/params";
 
-fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
+fn run_events(a: EventsArgs, quiet: bool) -> Result<(), RunError> {
     let mut cfg: EventConfig = load_config(a.common.config.as_deref())?;
     if let Some(s) = a.common.seed {
         cfg.seed = s;
@@ -425,15 +425,15 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
     if a.common.dump_config {
         return dump(&cfg);
     }
-    cfg.validate()?;
+    cfg.validate().map_err(RunError::input)?;
     if !(a.feature_bin.is_finite() && a.feature_bin > 0.0) {
-        return Err(Failure::input(format!(
+        return Err(RunError::input(format!(
             "--feature-bin must be a positive number of seconds, got {}",
             a.feature_bin
         )));
     }
     let bar = Bar::new((cfg.n_sources + cfg.n_gtis) as u64, "events", quiet);
-    let ev = events::simulate_events(&cfg, &bar)?;
+    let ev = events::simulate_events(&cfg, &bar).map_err(RunError::input)?;
     drop(bar);
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
     let prov = provenance_cards(cfg.seed, &config_json);
@@ -443,7 +443,7 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
         "TIME" => &ev.time, "X" => &ev.x, "Y" => &ev.y, "ENERGY" => &ev.energy, "PI" => &ev.pi,
         "SOURCE_ID" => &ev.source_id,
     ]
-    .map_err(|e| Failure::other(e.to_string()))?;
+    .map_err(|e| RunError::failed(e.to_string()))?;
     let mut meta = TableMeta::new();
     for m in ev.columns_meta() {
         meta.insert(
@@ -466,7 +466,7 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
     let mut ev_cards = vec![Card::new("HDUCLAS2", "ALL", "all events")];
     ev_cards.extend(keywords.iter().cloned());
     let gti = df!["START" => ev.gti.iter().map(|g| g.0).collect::<Vec<_>>(), "STOP" => ev.gti.iter().map(|g| g.1).collect::<Vec<_>>()]
-        .map_err(|e| Failure::other(e.to_string()))?;
+        .map_err(|e| RunError::failed(e.to_string()))?;
     let mut gti_meta = TableMeta::new();
     gti_meta.insert(
         "START".into(),
@@ -552,7 +552,7 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_showers(a: ShowerArgs, quiet: bool) -> Result<(), Failure> {
+fn run_showers(a: ShowerArgs, quiet: bool) -> Result<(), RunError> {
     #[derive(serde::Deserialize, Serialize, Default)]
     #[serde(default, deny_unknown_fields)]
     struct ShowerFile {
@@ -565,14 +565,14 @@ fn run_showers(a: ShowerArgs, quiet: bool) -> Result<(), Failure> {
     let file: ShowerFile = load_config(a.common.config.as_deref())?;
     if let Some(r) = &a.energy_range {
         if r.len() != 2 {
-            return Err(Failure::input(format!(
+            return Err(RunError::input(format!(
                 "--energy-range takes MIN,MAX in GeV, got {} value(s)",
                 r.len()
             )));
         }
     }
     let particle_name = a.particle.or(file.particle).unwrap_or_else(|| "e-".into());
-    let particle: Particle = particle_name.parse()?;
+    let particle: Particle = particle_name.parse().map_err(RunError::input)?;
     let energy = match (
         a.energy,
         a.energy_range,
@@ -617,14 +617,14 @@ fn run_showers(a: ShowerArgs, quiet: bool) -> Result<(), Failure> {
     }
     let layout = a.layout.to_ascii_lowercase();
     if layout != "calogan" && layout != "calochallenge" {
-        return Err(Failure::input(format!(
+        return Err(RunError::input(format!(
             "unknown layout `{}`: expected calogan or calochallenge",
             a.layout
         )));
     }
-    cfg.validate()?;
+    cfg.validate().map_err(RunError::input)?;
     let bar = Bar::new(cfg.n_showers as u64, "showers", quiet);
-    let set = deepsky_sim::shower::simulate_showers(&cfg, &bar)?;
+    let set = deepsky_sim::shower::simulate_showers(&cfg, &bar).map_err(RunError::input)?;
     drop(bar);
     let config_json = format!("{{\"particle\":\"{}\",\"energy_gev\":{:?},\"n_showers\":{},\"seed\":{},\"layout\":\"{layout}\"}}", particle, cfg.energy_gev, cfg.n_showers, cfg.seed);
     let mut attrs = provenance_attrs(cfg.seed, &config_json);

@@ -1,7 +1,7 @@
 //! What `deepsky inspect` reports about a file: one document per file, the same for FITS and
 //! HDF5, serialisable as the JSON contract documented in the README.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -313,4 +313,140 @@ fn attrs_json(attrs: &[(String, crate::h5::AttrValue)]) -> Value {
             .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
             .collect(),
     )
+}
+
+fn fmt_num(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) => format!("{x:.6e}"),
+        None => "nan".into(),
+    }
+}
+
+fn fmt_stats(s: &Value) -> String {
+    format!(
+        "sum={} min={} max={} mean={} nan={}",
+        fmt_num(&s["sum"]),
+        fmt_num(&s["min"]),
+        fmt_num(&s["max"]),
+        fmt_num(&s["mean"]),
+        s["nan_count"]
+    )
+}
+
+/// Write a report as `deepsky inspect` prints it without `--json`: one line per HDU or HDF5
+/// object (index, name, kind, type and shape or rows, compression, statistics), its columns
+/// indented below it, then its header cards or attributes when the report has them.
+pub fn write_text(out: &mut impl Write, r: &Value) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} ({})",
+        r["file"].as_str().unwrap_or(""),
+        r["format"].as_str().unwrap_or("")
+    )?;
+    for it in r["items"].as_array().into_iter().flatten() {
+        let kind = it["kind"].as_str().unwrap_or("");
+        let name = it["name"].as_str().unwrap_or("");
+        let mut line = format!("  {:>3}  {:<24} {:<6}", it["index"], name, kind);
+        match kind {
+            "image" => line.push_str(&format!(
+                " {} {}",
+                it["dtype"].as_str().unwrap_or(""),
+                it["shape"]
+            )),
+            "table" => line.push_str(&format!(" {} rows", it["rows"])),
+            _ => {}
+        }
+        if let Some(c) = it.get("compression") {
+            line.push_str(&format!(" [{}]", c.as_str().unwrap_or("")));
+        }
+        if let Some(s) = it.get("stats") {
+            line.push_str(&format!("  {}", fmt_stats(s)));
+        }
+        writeln!(out, "{line}")?;
+        for c in it["columns"].as_array().into_iter().flatten() {
+            let unit = c["unit"]
+                .as_str()
+                .map(|u| format!(" [{u}]"))
+                .unwrap_or_default();
+            let mut l = format!(
+                "         {:<20} {}{}",
+                c["name"].as_str().unwrap_or(""),
+                c["dtype"].as_str().unwrap_or(""),
+                unit
+            );
+            if let Some(s) = c.get("stats") {
+                l.push_str(&format!("  {}", fmt_stats(s)));
+            }
+            writeln!(out, "{l}")?;
+        }
+        match it.get("header") {
+            Some(Value::Array(cards)) => {
+                for c in cards {
+                    let key = c["key"].as_str().unwrap_or("");
+                    let val = match &c["value"] {
+                        Value::Null => String::new(),
+                        Value::String(s) => format!("'{s}'"),
+                        v => v.to_string(),
+                    };
+                    writeln!(
+                        out,
+                        "         {key:<8} {val} {}",
+                        c["comment"]
+                            .as_str()
+                            .map(|s| if s.is_empty() {
+                                String::new()
+                            } else {
+                                format!("/ {s}")
+                            })
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+            Some(Value::Object(attrs)) => {
+                for (k, v) in attrs {
+                    writeln!(out, "         @{k} = {v}")?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lists_items_columns_stats_and_cards() {
+        let report = json!({
+            "file": "f.fits", "format": "fits",
+            "items": [
+                {"index": 0, "name": "PRIMARY", "kind": "image", "dtype": "f32", "shape": [2, 3],
+                 "stats": {"sum": 6.0, "min": 0.5, "max": 2.0, "mean": 1.0, "nan_count": 1},
+                 "header": [{"key": "BUNIT", "value": "adu", "comment": "pixel unit"},
+                            {"key": "NAXIS", "value": 2, "comment": ""}]},
+                {"index": 1, "name": "EVENTS", "kind": "table", "rows": 10,
+                 "columns": [{"name": "TIME", "dtype": "f64", "unit": "s"},
+                             {"name": "PI", "dtype": "i16", "unit": null}]},
+                {"index": 2, "name": "/g", "kind": "group", "header": {"seed": 4}}
+            ]
+        });
+        let mut out = Vec::new();
+        write_text(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let want = [
+            "f.fits (fits)",
+            "  0  PRIMARY                  image  f32 [2,3]  sum=6 min=5.000000e-1 max=2 mean=1 nan=1",
+            "         BUNIT    'adu' / pixel unit",
+            "         NAXIS    2 ",
+            "  1  EVENTS                   table  10 rows",
+            "         TIME                 f64 [s]",
+            "         PI                   i16",
+            "  2  /g                       group ",
+            "         @seed = 4",
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), want);
+    }
 }

@@ -144,8 +144,12 @@ pub struct ShardRecord {
     /// Where it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// The files it read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The files it read (each record's keys sorted too).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted_keys"
+    )]
     pub inputs: Option<Vec<InputRecord>>,
     /// Which shard.
     pub shard: Shard,
@@ -155,6 +159,16 @@ pub struct ShardRecord {
     /// How the shard's run ended (`success`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+/// Serialise `value` with the keys of its objects in alphabetical order.
+fn sorted_keys<T: Serialize, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(value)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(serializer)
 }
 
 impl ShardRecord {
@@ -335,7 +349,10 @@ mod tests {
             ShardState::of(dir),
             ShardState::Done(serde_json::json!({"n": 3}))
         );
+        p.input(&dir.join("report.json"), "report").unwrap();
+        p.write(dir).unwrap();
         let r = ShardRecord::read("0/2".parse().unwrap(), dir).unwrap();
+        assert_eq!(r.inputs.as_ref().map(|i| i[0].size), Some(8));
         assert_eq!(r.status.as_deref(), Some("success"));
         assert_eq!(r.config_hash.as_deref(), Some(cfg.hash.as_str()));
         assert_eq!(r.dir, Some(dir.display().to_string()));
@@ -344,6 +361,7 @@ mod tests {
             _ => unreachable!(),
         };
         let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""role":"report","sha256":"#), "{text}");
         let order: Vec<usize> = keys
             .iter()
             .map(|k| text.find(&format!("\"{k}\"")).unwrap())

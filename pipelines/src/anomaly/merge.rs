@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use deepsky_io::h5::H5Reader;
 use deepsky_repr::fit::Scores;
-use deepsky_runtime::{RunError, Shard};
+use deepsky_runtime::{RunError, Shard, ShardRecord};
 use ndarray::{Array2, Axis};
 use serde_json::json;
 
@@ -131,17 +131,10 @@ pub fn run(dirs: &[PathBuf], cfg: &AnomalyConfig, frame: &mut RunFrame) -> Resul
                 .provenance
                 .input(&p.dir.join(f), &format!("shard {}", p.shard))?;
         }
-        let prov = read_json(&p.dir.join("provenance.json")).unwrap_or(serde_json::Value::Null);
-        frame.provenance.shards.push(json!({
-            "shard": p.shard.to_string(),
-            "dir": p.dir.display().to_string(),
-            "status": prov["status"],
-            "started": prov["started"],
-            "finished": prov["finished"],
-            "host": prov["host"],
-            "config_hash": prov["config_hash"],
-            "inputs": prov["inputs"],
-        }));
+        frame.provenance.shards.push(ShardRecord {
+            command_line: None,
+            ..ShardRecord::read(p.shard, &p.dir)?
+        });
     }
     let cat = |f: &dyn Fn(&Part) -> Vec<f64>| parts.iter().flat_map(f).collect::<Vec<f64>>();
     let latents: Vec<_> = parts.iter().map(|p| p.latent.view()).collect();

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use deepsky_io::fits::{Card, FitsReader, HduSelector};
-use deepsky_runtime::{RunError, Shard};
+use deepsky_runtime::{RunError, Shard, ShardRecord};
 use polars::prelude::*;
 use serde_json::{json, Value};
 
@@ -18,17 +18,8 @@ use super::catalog;
 use super::predict::summary_report;
 use crate::common::RunFrame;
 
-/// Is this shard folder a finished, successful shard (report.json and a provenance.json
-/// with status `success`)?
-pub fn shard_done(dir: &Path) -> bool {
-    dir.join("report.json").is_file()
-        && read_json(&dir.join("provenance.json"))
-            .map(|p| p["status"] == "success")
-            .unwrap_or(false)
-}
-
 /// Read a JSON file, with an error naming it.
-pub fn read_json(path: &Path) -> Result<Value, RunError> {
+fn read_json(path: &Path) -> Result<Value, RunError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| RunError::input(format!("{}: cannot read: {e}", path.display())))?;
     serde_json::from_str(&text)
@@ -39,7 +30,6 @@ struct Part {
     shard: Shard,
     dir: PathBuf,
     report: Value,
-    provenance: Value,
 }
 
 fn read_part(dir: &Path) -> Result<Part, RunError> {
@@ -74,7 +64,6 @@ fn read_part(dir: &Path) -> Result<Part, RunError> {
         shard,
         dir: dir.to_path_buf(),
         report,
-        provenance,
     })
 }
 
@@ -115,12 +104,7 @@ fn read_catalog(dir: &Path) -> Result<(DataFrame, Vec<Card>), RunError> {
 
 /// Merge the shard folders into `frame`'s output folder.
 pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
-    if frame
-        .provenance
-        .shards
-        .iter()
-        .any(|s| s.get("shard").is_some())
-    {
+    if !frame.provenance.shards.is_empty() {
         return Err(RunError::input(
             "--shard does not apply to `detect merge` (it merges shards)",
         ));
@@ -174,17 +158,10 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
                 .provenance
                 .input(&p.dir.join(f), &format!("shard {}", p.shard))?;
         }
-        frame.provenance.shards.push(json!({
-            "shard": p.shard.to_string(),
-            "dir": p.dir.display().to_string(),
-            "status": p.provenance["status"],
-            "started": p.provenance["started"],
-            "finished": p.provenance["finished"],
-            "host": p.provenance["host"],
-            "command_line": p.provenance["command_line"],
-            "config_hash": p.provenance["config_hash"],
-            "inputs": p.provenance["inputs"],
-        }));
+        frame
+            .provenance
+            .shards
+            .push(ShardRecord::read(p.shard, &p.dir)?);
     }
     let mut df = frames[0].clone();
     for other in &frames[1..] {

@@ -24,7 +24,6 @@ use clap::{Args, Subcommand};
 use deepsky_runtime::RunError;
 
 pub use config::DetectConfig;
-pub use merge::{read_json as merge_read_json, shard_done};
 
 use crate::common::{self, PipelineArgs, RunFrame};
 
