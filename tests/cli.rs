@@ -242,3 +242,98 @@ fn bad_input_gives_one_line_exit_2_and_writes_nothing() {
     names.sort();
     assert_eq!(names, vec!["corrupt.fits", "notes.fits", "truncated.fits"]);
 }
+
+/// `deepsky` run from the repository root, where the bundled configs are.
+fn deepsky_at_root(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepsky"))
+        .args(args)
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("deepsky runs")
+}
+
+#[test]
+fn submit_dry_run_shards_anomaly_scoring_with_a_model_and_merges_with_anomaly_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let model = dir.path().join("model");
+    let (out_s, model_s) = (out.to_str().unwrap(), model.to_str().unwrap());
+    let submit = |pipeline: &[&str], extra: &[&str]| {
+        let mut args = vec!["submit", "-n", "3", "-o", out_s, "--time", "5:00"];
+        args.extend_from_slice(extra);
+        args.push("--");
+        args.extend_from_slice(pipeline);
+        deepsky_at_root(&args)
+    };
+    let cfg = "pipelines/configs/anomaly.toml";
+    let o = submit(
+        &[
+            "anomaly",
+            "-c",
+            cfg,
+            "--model",
+            model_s,
+            "--set",
+            "output.top_k=5",
+        ],
+        &["--dry-run"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "#SBATCH --job-name=deepsky-anomaly\n",
+        "#SBATCH --array=0-2\n",
+        "#SBATCH --time=5:00\n",
+        "# deepsky submit: task K of the array runs shard K/3.\n",
+        &format!(
+            " anomaly -c {cfg} --model {model_s} --set output.top_k=5 \\\n    --shard \"$K/3\" -o {out_s}/shards/\"$K\"\n"
+        ),
+        "#SBATCH --job-name=deepsky-anomaly-merge\n",
+        &format!(
+            " anomaly -c {cfg} --set output.top_k=5 -o {out_s} --merge \\\n    {out_s}/shards/0 \\\n    {out_s}/shards/1 \\\n    {out_s}/shards/2\n"
+        ),
+        "sbatch --parsable --dependency=afterok:<array job id> ",
+    ] {
+        assert!(text.contains(needle), "`{needle}` in:\n{text}");
+    }
+    assert!(!text.contains("--input"), "{text}");
+    assert!(!out.exists(), "--dry-run wrote {}", out.display());
+
+    // What cannot be sharded, or is submit's to give, is refused before anything is written.
+    for (pipeline, extra, needle) in [
+        (vec!["anomaly", "-c", cfg], vec![], "give --model DIR"),
+        (
+            vec!["anomaly", "--model", model_s, "--merge", "a"],
+            vec![],
+            "`--merge` in the pipeline arguments",
+        ),
+        (
+            vec!["anomaly", "--model", model_s, "-o", "x"],
+            vec![],
+            "give -o to `deepsky submit`",
+        ),
+        (
+            vec!["anomaly", "--model", model_s],
+            vec!["--input", "data/cutouts.h5"],
+            "not from --input",
+        ),
+        (
+            vec!["anomaly", "--model", model_s, "--set", "train.epochs=0"],
+            vec![],
+            "train.epochs",
+        ),
+        (
+            vec!["fastsim", "train"],
+            vec![],
+            "supported: detect predict, anomaly",
+        ),
+        (vec!["detect", "predict"], vec![], "needs its inputs"),
+    ] {
+        let o = submit(&pipeline, &extra);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{pipeline:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{pipeline:?}: {err}");
+        assert!(err.contains(needle), "{pipeline:?}: `{needle}` in {err}");
+        assert!(!out.exists());
+    }
+}

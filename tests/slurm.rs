@@ -481,3 +481,87 @@ fn a_failed_shard_is_reported_with_its_log_and_resubmission_runs_only_it() {
     ok(&o);
     assert!(stdout(&o).contains("nothing to submit"), "{}", stdout(&o));
 }
+
+#[test]
+fn anomaly_scoring_with_a_model_runs_in_shards_and_merges_to_the_single_run() {
+    let cluster = Cluster::start();
+    let d = tempfile::tempdir().unwrap();
+    // The bundled conv autoencoder on the bundled cutouts, trained briefly.
+    let cfg = "pipelines/configs/anomaly.toml";
+    let png = "output.plots=[\"png\"]";
+    let train = d.path().join("train");
+    ok(&deepsky(&[
+        "anomaly",
+        "-c",
+        cfg,
+        "--set",
+        "train.epochs=1",
+        "--set",
+        png,
+        "-o",
+        train.to_str().unwrap(),
+    ]));
+    let model = train.join("model");
+    let model = model.to_str().unwrap();
+    let out = d.path().join("run");
+    let o = cluster.deepsky(
+        &[
+            "submit",
+            "-n",
+            "3",
+            "-o",
+            out.to_str().unwrap(),
+            "--cpus-per-task",
+            "1",
+            "--wait",
+            "--",
+            "anomaly",
+            "-c",
+            cfg,
+            "--set",
+            png,
+            "--model",
+            model,
+        ],
+        LIMIT,
+    );
+    ok(&o);
+    let text = stdout(&o);
+    assert!(text.contains("submitted shards 0-2 of 3"), "{text}");
+    assert_eq!(text.matches(": done: ").count(), 4, "{text}");
+    assert!(text.contains("merge: done: 1000 objects in "), "{text}");
+
+    let single = d.path().join("single");
+    ok(&deepsky(&[
+        "anomaly",
+        "-c",
+        cfg,
+        "--set",
+        png,
+        "--model",
+        model,
+        "-o",
+        single.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(out.join("anomalies.csv")).unwrap(),
+        std::fs::read(single.join("anomalies.csv")).unwrap(),
+        "anomalies.csv"
+    );
+    let (rm, rs) = (
+        json(&out.join("report.json")),
+        json(&single.join("report.json")),
+    );
+    for k in ["n_objects", "auc", "baseline_auc", "cluster_sizes", "score"] {
+        assert_eq!(rm[k], rs[k], "{k}");
+    }
+    assert_eq!(rm["merged_shards"], 3);
+    let prov = json(&out.join("provenance.json"));
+    assert_eq!(prov["status"], "success");
+    let shards = prov["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    for (k, s) in shards.iter().enumerate() {
+        assert_eq!(s["shard"], format!("{k}/3"));
+        assert_eq!(s["status"], "success");
+    }
+}
