@@ -503,28 +503,19 @@ fn anomaly_scoring_with_a_model_runs_in_shards_and_merges_to_the_single_run() {
     ]));
     let model = train.join("model");
     let model = model.to_str().unwrap();
+    let step = ["anomaly", "-c", cfg, "--set", png, "--model", model];
     let out = d.path().join("run");
-    let o = cluster.deepsky(
-        &[
-            "submit",
-            "-n",
-            "3",
-            "-o",
-            out.to_str().unwrap(),
-            "--cpus-per-task",
-            "1",
-            "--wait",
-            "--",
-            "anomaly",
-            "-c",
-            cfg,
-            "--set",
-            png,
-            "--model",
-            model,
-        ],
-        LIMIT,
-    );
+    let mut args = vec![
+        "submit",
+        "-n",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+        "--wait",
+        "--",
+    ];
+    args.extend(step);
+    let o = cluster.deepsky(&args, LIMIT);
     ok(&o);
     let text = stdout(&o);
     assert!(text.contains("submitted shards 0-2 of 3"), "{text}");
@@ -532,17 +523,9 @@ fn anomaly_scoring_with_a_model_runs_in_shards_and_merges_to_the_single_run() {
     assert!(text.contains("merge: done: 1000 objects in "), "{text}");
 
     let single = d.path().join("single");
-    ok(&deepsky(&[
-        "anomaly",
-        "-c",
-        cfg,
-        "--set",
-        png,
-        "--model",
-        model,
-        "-o",
-        single.to_str().unwrap(),
-    ]));
+    let mut args = step.to_vec();
+    args.extend(["-o", single.to_str().unwrap()]);
+    ok(&deepsky(&args));
     assert_eq!(
         std::fs::read(out.join("anomalies.csv")).unwrap(),
         std::fs::read(single.join("anomalies.csv")).unwrap(),
