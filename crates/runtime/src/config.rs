@@ -162,10 +162,63 @@ fn comment(schema: Option<&serde_json::Value>) -> String {
     out
 }
 
+/// The documented keys of a table: its schema's properties and, for a schema with branches
+/// (an `Option`, an enum of tables told apart by a tag key), those of every branch — first the
+/// branch whose tag constant is the table's value, whose doc then documents the tag key.
+fn properties(
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    table: &toml_edit::Table,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut schema = schema;
+    while let Some(target) = schema.get("$ref").and_then(|r| r.as_str()) {
+        let name = target.rsplit('/').next().unwrap_or_default();
+        match root.get("$defs").and_then(|d| d.get(name)) {
+            Some(def) => schema = def,
+            None => break,
+        }
+    }
+    let mut out = schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .cloned()
+        .unwrap_or_default();
+    let branches: Vec<serde_json::Map<String, serde_json::Value>> = ["allOf", "anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| schema.get(*k).and_then(|b| b.as_array()))
+        .flatten()
+        .map(|b| {
+            let mut props = properties(b, root, table);
+            let doc = resolve(b, root).get("description").cloned();
+            for v in props.values_mut() {
+                if v.get("const").is_some() && v.get("description").is_none() {
+                    if let (Some(d), Some(o)) = (&doc, v.as_object_mut()) {
+                        o.insert("description".into(), d.clone());
+                    }
+                }
+            }
+            props
+        })
+        .collect();
+    let selected = |p: &serde_json::Map<String, serde_json::Value>| {
+        p.iter().any(|(k, v)| {
+            v.get("const").and_then(|c| c.as_str()).is_some()
+                && v.get("const").and_then(|c| c.as_str()) == table.get(k).and_then(|i| i.as_str())
+        })
+    };
+    let (first, rest): (Vec<_>, Vec<_>) = branches.into_iter().partition(|p| selected(p));
+    for branch in first.into_iter().chain(rest) {
+        for (k, v) in branch {
+            out.entry(k).or_insert(v);
+        }
+    }
+    out
+}
+
 fn annotate(table: &mut toml_edit::Table, schema: &serde_json::Value, root: &serde_json::Value) {
-    let props = resolve(schema, root).get("properties");
+    let props = properties(schema, root, table);
     for (mut key, item) in table.iter_mut() {
-        let prop = props.and_then(|p| p.get(key.get()));
+        let prop = props.get(key.get());
         let doc = comment(prop);
         match item {
             toml_edit::Item::Table(t) => {
@@ -565,6 +618,49 @@ mod tests {
                       # is printed above its key.\nlr = 0.001\n";
         assert_eq!(text, expect);
         assert!(!text.contains("second paragraph"));
+    }
+
+    /// A tagged enum of tables, as a PSF profile.
+    #[derive(Serialize, Deserialize, JsonSchema, Debug, PartialEq)]
+    #[serde(tag = "profile", rename_all = "lowercase", deny_unknown_fields)]
+    enum Shape {
+        /// A disc.
+        Disc {
+            /// Its radius.
+            radius: f64,
+        },
+        /// A ring.
+        Ring {
+            /// Its radius.
+            radius: f64,
+            /// Its width.
+            width: f64,
+        },
+    }
+
+    #[derive(Serialize, Deserialize, JsonSchema, Debug, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct Drawing {
+        /// What to draw.
+        shape: Shape,
+    }
+    impl Default for Drawing {
+        fn default() -> Self {
+            Drawing {
+                shape: Shape::Ring {
+                    radius: 2.0,
+                    width: 0.5,
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn dump_documents_the_keys_of_the_variant_a_tag_selects() {
+        let text = to_documented_toml(&Drawing::default());
+        let expect = "# What to draw.\n[shape]\n# A ring.\nprofile = \"ring\"\n\
+                      # Its radius.\nradius = 2.0\n# Its width.\nwidth = 0.5\n";
+        assert_eq!(text, expect);
     }
 
     #[test]
