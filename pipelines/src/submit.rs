@@ -17,7 +17,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{ArgMatches, Args, CommandFactory};
-use deepsky_runtime::slurm::{self, array_spec, sh, SbatchOptions, Submission, SubmitManifest};
+use deepsky_runtime::slurm::{
+    self, array_spec, SbatchOptions, ShardedRun, SubmitManifest, INPUT_LIST, MANIFEST,
+};
 use deepsky_runtime::{config, PipelineConfig, RunError, ShardState, ShardedPipeline};
 
 /// Arguments of `deepsky submit`.
@@ -144,9 +146,6 @@ impl ShardedPipeline for AnomalyApply {
 /// The pipeline steps that run in shards.
 pub static PIPELINES: [&(dyn ShardedPipeline + Sync); 2] = [&DetectPredict, &AnomalyApply];
 
-const MANIFEST: &str = "submit.json";
-const INPUT_LIST: &str = "inputs.txt";
-
 /// The sharded step that `words` (the pipeline after `--`) name.
 fn pipeline_of(words: &[String]) -> Result<&'static dyn ShardedPipeline, RunError> {
     PIPELINES
@@ -169,29 +168,8 @@ fn pipeline_of(words: &[String]) -> Result<&'static dyn ShardedPipeline, RunErro
 /// The step's words parsed by the real command line (with what submit adds), after refusing
 /// the options that submit supplies or that do not apply to a shard.
 fn parse(p: &dyn ShardedPipeline, words: &[String], n: usize) -> Result<ArgMatches, RunError> {
+    p.check_options(words)?;
     let input = p.input_option();
-    for w in &words[p.words().len()..] {
-        let own = w == "-o"
-            || (w.starts_with("-o") && !w.starts_with("--"))
-            || ["--out", "--shard", "--dump-config", "--resume"]
-                .iter()
-                .chain(input.iter())
-                .chain(p.refused())
-                .any(|f| w == f || w.starts_with(&format!("{f}=")));
-        if own {
-            let given = match input {
-                Some(i) => format!("{i} and -o"),
-                None => "-o".into(),
-            };
-            let mut inapplicable: Vec<&str> = p.refused().to_vec();
-            inapplicable.push("--dump-config");
-            let last = "--resume";
-            return Err(RunError::input(format!(
-                "submit: `{w}` in the pipeline arguments: give {given} to `deepsky submit` itself (it adds --shard per task; {} and {last} do not apply)",
-                inapplicable.join(", ")
-            )));
-        }
-    }
     let mut full = vec!["deepsky".to_string()];
     full.extend(words.iter().cloned());
     if let Some(i) = input {
@@ -249,75 +227,6 @@ fn config_options<C: PipelineConfig>(m: &ArgMatches) -> Result<Vec<String>, RunE
     Ok(options)
 }
 
-/// The array job's and the merge job's scripts.
-fn scripts(
-    args: &SubmitArgs,
-    p: &dyn ShardedPipeline,
-    words: &[String],
-    merge_options: &[String],
-    (out, cwd, exe): (&Path, &Path, &Path),
-    n: usize,
-    tasks: &[usize],
-) -> (String, String) {
-    let sbatch = SbatchOptions {
-        partition: args.partition.clone(),
-        time: args.time.clone(),
-        mem: args.mem.clone(),
-        cpus_per_task: args.cpus_per_task,
-        account: args.account.clone(),
-        extra: args.sbatch_lines.clone(),
-    };
-    let d = |p: &str| sh(&out.join(p).display().to_string());
-    let join = |w: &[String]| w.iter().map(|w| sh(w)).collect::<Vec<_>>().join(" ");
-    let exe = sh(&exe.display().to_string());
-    let name = format!("deepsky-{}", p.words()[0]);
-    let mut shards = sbatch.header(&name, &out.join("logs/shard-%a.log"), cwd);
-    shards.push_str(&format!("#SBATCH --array={}\n", array_spec(tasks)));
-    let (of, input) = match p.input_option() {
-        Some(i) => (
-            format!(" of the inputs in {INPUT_LIST}"),
-            format!("{i} @{} ", d(INPUT_LIST)),
-        ),
-        None => (String::new(), String::new()),
-    };
-    shards.push_str(&format!(
-        "# deepsky submit: task K of the array runs shard K/{n}{of}.\n\
-         set -euo pipefail\n\
-         K=$SLURM_ARRAY_TASK_ID\n\
-         exec {exe} --threads \"${{SLURM_CPUS_PER_TASK:-1}}\" {} \\\n    {input}--shard \"$K/{n}\" -o {}/\"$K\"\n",
-        join(words),
-        d("shards"),
-    ));
-    let mut merge = sbatch.header(&format!("{name}-merge"), &out.join("logs/merge.log"), cwd);
-    merge.push_str("#SBATCH --kill-on-invalid-dep=yes\n");
-    let mut head: Vec<String> = p.merge_words().iter().map(|w| w.to_string()).collect();
-    head.extend(merge_options.iter().cloned());
-    head.extend(["-o".into(), out.display().to_string()]);
-    head.extend(p.merge_option().map(String::from));
-    let dirs: Vec<String> = (0..n).map(|k| format!("    {}/{k}", d("shards"))).collect();
-    merge.push_str(&format!(
-        "# deepsky submit: merge the {n} shards into one result, as one unsharded run writes it.\n\
-         set -euo pipefail\n\
-         exec {exe} {} \\\n{}\n",
-        join(&head),
-        dirs.join(" \\\n"),
-    ));
-    (shards, merge)
-}
-
-fn read_manifest(out: &Path) -> Result<Option<SubmitManifest>, RunError> {
-    let path = out.join(MANIFEST);
-    if !path.exists() {
-        return Ok(None);
-    }
-    deepsky_runtime::outdir::read_json(&path).map(Some)
-}
-
-fn write(path: &Path, text: &str) -> Result<(), RunError> {
-    deepsky_io::atomic::write_atomic(path, text.as_bytes())?;
-    Ok(())
-}
-
 /// Run `deepsky submit`.
 pub fn run(args: SubmitArgs) -> Result<(), RunError> {
     if let Some(out) = &args.status {
@@ -370,7 +279,7 @@ pub fn run(args: SubmitArgs) -> Result<(), RunError> {
         shards: n,
         submissions: vec![],
     };
-    let manifest = read_manifest(&out)?;
+    let manifest = SubmitManifest::read(&out)?;
     if let Some(m) = &manifest {
         if let Some((key, value)) = m.differs_from(&this) {
             return Err(RunError::input(format!(
@@ -391,86 +300,39 @@ pub fn run(args: SubmitArgs) -> Result<(), RunError> {
     let tasks: Vec<usize> = (0..n)
         .filter(|k| !ShardState::of(&out.join(format!("shards/{k}"))).is_done())
         .collect();
-    if tasks.is_empty() && merged(&out) {
+    if tasks.is_empty() && slurm::merged(&out) {
         println!(
             "{}: complete ({n} shards merged); nothing to submit",
             out_arg.display()
         );
         return Ok(());
     }
-    let (shards, merge) = scripts(
-        &args,
-        p,
-        &args.pipeline,
-        &merge_options,
-        (&out, &cwd, &exe),
-        n,
-        &tasks,
-    );
-    let shards_script = out.join("slurm/shards.sbatch");
-    let merge_script = out.join("slurm/merge.sbatch");
+    let run = ShardedRun {
+        pipeline: p,
+        words: &args.pipeline,
+        merge_options: &merge_options,
+        out: &out,
+        cwd: &cwd,
+        exe: &exe,
+        shards: n,
+    };
+    let sbatch = SbatchOptions {
+        partition: args.partition.clone(),
+        time: args.time.clone(),
+        mem: args.mem.clone(),
+        cpus_per_task: args.cpus_per_task,
+        account: args.account.clone(),
+        extra: args.sbatch_lines.clone(),
+    };
     if args.dry_run {
-        if !tasks.is_empty() {
-            println!("# {}\n{shards}", shards_script.display());
-        }
-        println!("# {}\n{merge}", merge_script.display());
-        println!("# submitted with:");
-        if !tasks.is_empty() {
-            println!("sbatch --parsable {}", shards_script.display());
-            println!(
-                "sbatch --parsable --dependency=afterok:<array job id> {}",
-                merge_script.display()
-            );
-        } else {
-            println!("sbatch --parsable {}", merge_script.display());
-        }
+        print!("{}", run.dry_run(&sbatch, &tasks));
         return Ok(());
     }
-
-    for d in ["slurm", "logs", "shards"] {
-        std::fs::create_dir_all(out.join(d))
-            .map_err(|e| RunError::failed(format!("{}: {e}", out.join(d).display())))?;
-    }
-    let list: String = this.inputs.iter().map(|p| format!("{p}\n")).collect();
-    if p.input_option().is_some() {
-        write(&out.join(INPUT_LIST), &list)?;
-    }
-    write(&shards_script, &shards)?;
-    write(&merge_script, &merge)?;
-    // A shard to run again starts clean: its old record must not read as its new outcome.
-    for dir in tasks
-        .iter()
-        .map(|k| out.join(format!("shards/{k}")))
-        .chain([out.clone()])
-    {
-        for f in ["provenance.json", "report.json"] {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-    }
-
-    let array_job = if tasks.is_empty() {
-        None
-    } else {
-        Some(slurm::sbatch(&[
-            "--parsable".into(),
-            shards_script.display().to_string(),
-        ])?)
-    };
-    let mut merge_args = vec!["--parsable".to_string()];
-    if let Some(id) = &array_job {
-        merge_args.push(format!("--dependency=afterok:{id}"));
-    }
-    merge_args.push(merge_script.display().to_string());
-    let merge_job = slurm::sbatch(&merge_args)?;
+    let submission = run.submit(&sbatch, &tasks, &this.inputs)?;
+    let (array_job, merge_job) = (submission.array_job.clone(), submission.merge_job.clone());
     let mut m = manifest.unwrap_or(this);
-    m.submissions.push(Submission {
-        array_job: array_job.clone(),
-        merge_job: merge_job.clone(),
-        submitted_unix_s: unix_now(),
-        tasks: tasks.clone(),
-    });
-    let text = serde_json::to_string_pretty(&m).expect("serialises") + "\n";
-    write(&out.join(MANIFEST), &text)?;
+    m.submissions.push(submission);
+    m.write(&out)?;
     match &array_job {
         Some(id) => println!(
             "submitted shards {} of {n} as job {id}, and the merge as job {merge_job} (after they succeed); logs in {}",
@@ -497,129 +359,17 @@ pub fn run(args: SubmitArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Is OUT a finished merge (its report counts merged shards)?
-fn merged(out: &Path) -> bool {
-    matches!(ShardState::of(out), ShardState::Done(r) if r.get("merged_shards").is_some())
-}
-
-fn last_line(log: &Path) -> String {
-    std::fs::read_to_string(log)
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_default()
-}
-
 /// `deepsky submit --status OUT`.
 fn status(out: &Path) -> Result<(), RunError> {
-    let Some(m) = read_manifest(out)? else {
+    let Some(m) = SubmitManifest::read(out)? else {
         return Err(RunError::input(format!(
             "{}: no {MANIFEST}: nothing was submitted into this folder",
             out.display()
         )));
     };
-    let p = pipeline_of(&m.pipeline)?;
-    let n = m.shards;
-    let active = slurm::active_jobs(&m.jobs());
-    let queued = !active.is_empty();
-    let (mut failed, mut missing, mut done) = (Vec::new(), Vec::new(), 0);
-    for k in 0..n {
-        let log = out.join(format!("logs/shard-{k}.log"));
-        let line = match ShardState::of(&out.join(format!("shards/{k}"))) {
-            ShardState::Done(r) => {
-                done += 1;
-                format!("done: {}", p.summary(&r))
-            }
-            ShardState::Failed { status, exit_code } => {
-                failed.push((k, log.clone()));
-                let code = exit_code.map_or("null".into(), |c| c.to_string());
-                format!(
-                    "FAILED: status {status}, exit code {code}; log {}: {}",
-                    log.display(),
-                    last_line(&log)
-                )
-            }
-            ShardState::NotRun if queued => {
-                missing.push(k);
-                "queued or running".to_string()
-            }
-            ShardState::NotRun => {
-                missing.push(k);
-                if log.exists() {
-                    format!(
-                        "MISSING: ended without a result (killed: time limit, memory, cancelled?); log {}: {}",
-                        log.display(),
-                        last_line(&log)
-                    )
-                } else {
-                    "MISSING: never ran".to_string()
-                }
-            }
-        };
-        println!("shard {k}/{n}: {line}");
+    let (lines, outcome) = slurm::status(out, pipeline_of(&m.pipeline)?, &m);
+    for l in lines {
+        println!("{l}");
     }
-    let merge_log = out.join("logs/merge.log");
-    let merge_state = match ShardState::of(out) {
-        ShardState::Done(r) if r.get("merged_shards").is_some() => {
-            println!(
-                "merge: done: {} in {}",
-                p.summary(&r),
-                out.join(p.product()).display()
-            );
-            return Ok(());
-        }
-        _ if queued => "waiting for the shards".to_string(),
-        ShardState::Failed { status, .. } => format!(
-            "FAILED: status {status}; log {}: {}",
-            merge_log.display(),
-            last_line(&merge_log)
-        ),
-        _ => "not run".to_string(),
-    };
-    println!("merge: {merge_state}");
-    if queued {
-        return Err(RunError::failed(format!(
-            "{}: {done} of {n} shards done; jobs {} still queued or running",
-            out.display(),
-            active.join(", ")
-        )));
-    }
-    if let Some((k, log)) = failed.first() {
-        let more = match failed.len() {
-            1 => String::new(),
-            f => format!(" and {} more", f - 1),
-        };
-        return Err(RunError::failed(format!(
-            "{}: shard {k}/{n} failed (log {}: {}){more}; submit the same command again to rerun only the failed and missing shards",
-            out.display(),
-            log.display(),
-            last_line(log),
-        )));
-    }
-    let missing = match missing.is_empty() {
-        true => String::new(),
-        false => format!(
-            ", {} missing",
-            missing
-                .iter()
-                .map(|k| k.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Err(RunError::failed(format!(
-        "{}: {done} of {n} shards done{missing}; the merged result is not there: submit the same command again",
-        out.display(),
-    )))
+    outcome
 }

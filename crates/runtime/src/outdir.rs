@@ -72,3 +72,9 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text)
         .map_err(|e| RunError::input(format!("{}: not JSON: {e}", path.display())))
 }
+
+/// Write `bytes` to `path` atomically (a temporary file renamed when complete).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    deepsky_io::atomic::write_atomic(path, bytes)?;
+    Ok(())
+}

@@ -265,6 +265,36 @@ pub trait ShardedPipeline {
         &[]
     }
 
+    /// Refuse, among the step's options in `words`, those that submit supplies (`-o/--out`,
+    /// `--shard`, the input option) and those that do not apply to a shard (`--dump-config`,
+    /// `--resume`, [`ShardedPipeline::refused`]); the error says which and why.
+    fn check_options(&self, words: &[String]) -> Result<(), RunError> {
+        let input = self.input_option();
+        for w in &words[self.words().len()..] {
+            let own = w == "-o"
+                || (w.starts_with("-o") && !w.starts_with("--"))
+                || ["--out", "--shard", "--dump-config", "--resume"]
+                    .iter()
+                    .chain(input.iter())
+                    .chain(self.refused())
+                    .any(|f| w == f || w.starts_with(&format!("{f}=")));
+            if own {
+                let given = match input {
+                    Some(i) => format!("{i} and -o"),
+                    None => "-o".into(),
+                };
+                let mut inapplicable: Vec<&str> = self.refused().to_vec();
+                inapplicable.push("--dump-config");
+                let last = "--resume";
+                return Err(RunError::input(format!(
+                "submit: `{w}` in the pipeline arguments: give {given} to `deepsky submit` itself (it adds --shard per task; {} and {last} do not apply)",
+                inapplicable.join(", ")
+            )));
+            }
+        }
+        Ok(())
+    }
+
     /// Check the step's words (parsed as the step parses them, its config resolved) before
     /// anything is submitted. Returns the config options (`-c FILE`, `--set K=V`, in order)
     /// that the merge step is given too.
@@ -288,7 +318,7 @@ pub trait ShardedPipeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -310,6 +340,63 @@ mod tests {
         );
         assert!("4/4".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
+    }
+
+    /// `detect predict` as submit sees it.
+    pub(crate) struct Predict;
+
+    impl ShardedPipeline for Predict {
+        fn words(&self) -> &'static [&'static str] {
+            &["detect", "predict"]
+        }
+        fn input_option(&self) -> Option<&'static str> {
+            Some("--input")
+        }
+        fn refused(&self) -> &'static [&'static str] {
+            &["--truth"]
+        }
+        fn check(&self, _: &[String], _: usize) -> Result<Vec<String>, RunError> {
+            Ok(vec!["-c".into(), "detect.toml".into()])
+        }
+        fn merge_words(&self) -> &'static [&'static str] {
+            &["detect", "merge"]
+        }
+        fn summary(&self, r: &serde_json::Value) -> String {
+            format!("{} detections", r["n"])
+        }
+        fn product(&self) -> &'static str {
+            "catalog.fits"
+        }
+    }
+
+    #[test]
+    fn options_submit_gives_are_refused_in_the_step() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(Predict
+            .check_options(&words(&[
+                "detect", "predict", "-c", "a.toml", "--set", "x=1"
+            ]))
+            .is_ok());
+        for bad in [
+            "-o", "-oout", "--out=x", "--input", "--shard", "--truth", "--resume",
+        ] {
+            let e = Predict
+                .check_options(&words(&["detect", "predict", bad]))
+                .unwrap_err();
+            assert!(
+                matches!(&e, RunError::Input(m) if m.contains(&format!("`{bad}`"))),
+                "{e}"
+            );
+        }
+        let e = Predict
+            .check_options(&words(&["detect", "predict", "--dump-config"]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "submit: `--dump-config` in the pipeline arguments: give --input and -o to \
+             `deepsky submit` itself (it adds --shard per task; --truth, --dump-config and \
+             --resume do not apply)"
+        );
     }
 
     #[test]
