@@ -109,7 +109,10 @@ pub fn to_documented_toml<C: Serialize + JsonSchema>(config: &C) -> String {
 }
 
 /// The schema behind `$ref`s and the non-null branch of `Option`s.
-fn resolve<'a>(schema: &'a serde_json::Value, root: &'a serde_json::Value) -> &'a serde_json::Value {
+fn resolve<'a>(
+    schema: &'a serde_json::Value,
+    root: &'a serde_json::Value,
+) -> &'a serde_json::Value {
     if let Some(target) = schema.get("$ref").and_then(|r| r.as_str()) {
         let name = target.rsplit('/').next().unwrap_or_default();
         if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
