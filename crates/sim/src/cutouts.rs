@@ -68,13 +68,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SimError};
+use crate::output::{card, seed_card, Card, CardValue, Column, ColumnData};
 use crate::rng::stream_rng;
-use crate::sky::{
-    card, check_range, check_render_extent, count, finite, flux_of_mag, gaussian_in_place,
-    log_uniform, mag_of_flux, poisson_in_place, positive, seed_card, uniform, Card, CardValue,
-    Column, ColumnData, CosmicRay, GalaxyModel, MagnitudeDistribution, NoiseConfig, Psf, PsfModel,
-    Renderer, Sersic, Stamp, SERSIC_N_MAX, SERSIC_N_MIN, SERSIC_TRUNCATION,
+use crate::sky::config::{
+    check_range, count, finite, flux_of_mag, log_uniform, mag_of_flux, positive, uniform,
+    GalaxyModel, MagnitudeDistribution, NoiseConfig, Psf,
 };
+use crate::sky::detector::{gaussian_in_place, poisson_in_place, CosmicRay};
+use crate::sky::psf::PsfModel;
+use crate::sky::render::{check_render_extent, Renderer, Stamp};
+use crate::sky::sersic::{Sersic, SERSIC_N_MAX, SERSIC_N_MIN, SERSIC_TRUNCATION};
 use crate::Progress;
 
 /// Label of a stamp with one ordinary galaxy.
