@@ -253,7 +253,7 @@ impl GalaxyModel {
         check_ellipticity(&format!("{prefix}.ellipticity_max"), self.ellipticity_max)
     }
 
-    /// Draws (sersic_n, r_half [arcsec], ellipticity, position angle [deg]).
+    /// Draws (sersic_n, r_half in arcsec, ellipticity, position angle in degrees).
     pub(crate) fn sample_shape(&self, rng: &mut SimRng) -> (f64, f64, f64, f64) {
         let n = uniform(rng, self.sersic_n[0], self.sersic_n[1]);
         let r = log_uniform(rng, self.r_half[0], self.r_half[1]);

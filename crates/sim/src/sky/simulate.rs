@@ -244,7 +244,7 @@ fn render_source(spec: &SourceSpec, renderer: &Renderer, cfg: &SkyConfig) -> (St
     }
 }
 
-/// Simulates a sky field; see the [module documentation](self) for the model and conventions.
+/// Simulates a sky field; see the [module documentation](super) for the model and conventions.
 ///
 /// `progress` is told about each rendered source and artefact. Fails only if `cfg` is invalid
 /// ([`SkyConfig::validate`]).
