@@ -1,5 +1,6 @@
 //! Public behaviour of the cutout simulator (`deepsky_sim::cutouts`).
 
+use deepsky_core::Validate;
 use deepsky_sim::cutouts::{
     label_names, simulate_cutouts, CutoutConfig, CutoutSet, LABEL_ARTEFACT, LABEL_LENS,
     LABEL_MERGER, LABEL_NORMAL,

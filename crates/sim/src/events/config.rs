@@ -8,7 +8,8 @@ use rand_distr::StandardNormal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SimError};
+use deepsky_core::{ConfigError, Validate};
+
 use crate::rng::{stream_rng, SimRng};
 
 /// Most thinning candidates (source photons at peak rate, or background photons) a run may need;
@@ -73,27 +74,30 @@ impl Psf {
             }
         }
     }
+}
 
-    fn validate(&self) -> Result<()> {
+/// Sizes positive and finite, King `beta` > 1.
+impl Validate for Psf {
+    fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Psf::Gaussian { sigma_px } => {
                 if !(sigma_px.is_finite() && sigma_px > 0.0) {
-                    return Err(SimError::invalid(
-                        "psf.sigma_px",
+                    return Err(ConfigError::at(
+                        "sigma_px",
                         format!("{sigma_px} must be a positive number of pixels"),
                     ));
                 }
             }
             Psf::King { r_c, beta } => {
                 if !(r_c.is_finite() && r_c > 0.0) {
-                    return Err(SimError::invalid(
-                        "psf.r_c",
+                    return Err(ConfigError::at(
+                        "r_c",
                         format!("{r_c} must be a positive number of pixels"),
                     ));
                 }
                 if !(beta.is_finite() && beta > 1.0) {
-                    return Err(SimError::invalid(
-                        "psf.beta",
+                    return Err(ConfigError::at(
+                        "beta",
                         format!("{beta} must be > 1 for the King profile to be normalisable"),
                     ));
                 }
@@ -227,64 +231,66 @@ impl Default for EventConfig {
     }
 }
 
-fn positive(name: &str, v: f64) -> Result<()> {
+fn positive(name: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("{v} must be a positive finite number"),
         ))
     }
 }
 
-fn non_negative(name: &str, v: f64) -> Result<()> {
+fn non_negative(name: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("{v} must be a finite number ≥ 0"),
         ))
     }
 }
 
-fn finite(name: &str, v: f64) -> Result<()> {
+fn finite(name: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() {
         Ok(())
     } else {
-        Err(SimError::invalid(name, format!("{v} must be finite")))
+        Err(ConfigError::at(name, format!("{v} must be finite")))
     }
 }
 
-fn fraction(name: &str, v: f64) -> Result<()> {
+fn fraction(name: &str, v: f64) -> Result<(), ConfigError> {
     if (0.0..=1.0).contains(&v) {
         Ok(())
     } else {
-        Err(SimError::invalid(name, format!("{v} must be in [0, 1]")))
+        Err(ConfigError::at(name, format!("{v} must be in [0, 1]")))
     }
 }
 
-fn range(name: &str, r: [f64; 2], min: f64, max: f64) -> Result<()> {
+fn range(name: &str, r: [f64; 2], min: f64, max: f64) -> Result<(), ConfigError> {
     let [lo, hi] = r;
     if lo.is_finite() && hi.is_finite() && lo >= min && hi <= max && lo <= hi {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("[{lo}, {hi}] must be finite with {min} ≤ lo ≤ hi ≤ {max}"),
         ))
     }
 }
 
-impl EventConfig {
-    /// Checks every parameter; the error names the first offending one.
-    pub fn validate(&self) -> Result<()> {
+/// Checks every setting; the error names the first offending key and its value. Besides the
+/// ranges, the rates and exposure are bounded so that a typo cannot hang a run or exhaust
+/// memory.
+impl Validate for EventConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.image_size == 0 {
-            return Err(SimError::invalid("image_size", "must be at least 1 pixel"));
+            return Err(ConfigError::at("image_size", "must be at least 1 pixel"));
         }
         if self.n_sources > 10_000_000 {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "n_sources",
                 format!("{} is more than the 10 000 000 allowed", self.n_sources),
             ));
@@ -292,7 +298,7 @@ impl EventConfig {
         positive("rate_min", self.rate_min)?;
         finite("rate_max", self.rate_max)?;
         if self.rate_max < self.rate_min {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "rate_max",
                 format!("{} must be ≥ rate_min = {}", self.rate_max, self.rate_min),
             ));
@@ -304,10 +310,10 @@ impl EventConfig {
             positive("line_kev", line)?;
         }
         positive("effective_area_cm2", self.effective_area_cm2)?;
-        self.psf.validate()?;
+        self.psf.validate().map_err(|e| e.within("psf"))?;
         non_negative("source_margin_px", self.source_margin_px)?;
         if 2.0 * self.source_margin_px >= self.image_size as f64 {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "source_margin_px",
                 format!(
                     "{} leaves no room for sources in a {}-pixel field",
@@ -320,7 +326,7 @@ impl EventConfig {
         positive("e_min", self.e_min)?;
         finite("e_max", self.e_max)?;
         if self.e_min >= self.e_max {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "e_min",
                 format!(
                     "{} keV must be below e_max = {} keV",
@@ -331,7 +337,7 @@ impl EventConfig {
         non_negative("fwhm_1kev", self.fwhm_1kev)?;
         positive("kev_per_channel", self.kev_per_channel)?;
         if self.n_channels == 0 || self.n_channels > i16::MAX as u32 {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "n_channels",
                 format!(
                     "{} must be in 1..=32767 (PI is a 16-bit column)",
@@ -345,7 +351,7 @@ impl EventConfig {
             None => {
                 positive("exposure", self.exposure)?;
                 if self.n_gtis == 0 {
-                    return Err(SimError::invalid("n_gtis", "must be at least 1"));
+                    return Err(ConfigError::at("n_gtis", "must be at least 1"));
                 }
                 non_negative("gti_gap_s", self.gti_gap_s)?;
             }
@@ -377,7 +383,7 @@ impl EventConfig {
         let src = self.n_sources as f64 * self.rate_max * peak * good;
         let bkg = self.background_rate * good;
         if src > MAX_CANDIDATES {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "rate_max",
                 format!(
                     "{} counts/s for {} sources over {good} s could need {src:.3e} candidate \
@@ -387,7 +393,7 @@ impl EventConfig {
             ));
         }
         if bkg > MAX_CANDIDATES {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "background_rate",
                 format!(
                     "{} counts/s over {good} s gives {bkg:.3e} photons, more than the \
@@ -398,14 +404,16 @@ impl EventConfig {
         }
         non_negative("mjdref", self.mjdref)?;
         if self.timesys.trim().is_empty() {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "timesys",
                 "must not be empty (e.g. \"TT\")",
             ));
         }
         Ok(())
     }
+}
 
+impl EventConfig {
     /// The Gaussian σ of the energy resolution at true energy `e_kev`, keV:
     /// `fwhm_1kev · sqrt(e_kev / 1 keV) / 2.3548`.
     pub fn energy_sigma_kev(&self, e_kev: f64) -> f64 {
@@ -462,9 +470,9 @@ impl EventConfig {
     }
 }
 
-fn validate_gtis(gtis: &[(f64, f64)]) -> Result<()> {
+fn validate_gtis(gtis: &[(f64, f64)]) -> Result<(), ConfigError> {
     if gtis.is_empty() {
-        return Err(SimError::invalid(
+        return Err(ConfigError::at(
             "gtis",
             "must hold at least one [start, stop] interval",
         ));
@@ -472,13 +480,13 @@ fn validate_gtis(gtis: &[(f64, f64)]) -> Result<()> {
     let mut prev_stop = f64::NEG_INFINITY;
     for (k, &(a, b)) in gtis.iter().enumerate() {
         if !(a.is_finite() && b.is_finite() && a >= 0.0 && b > a) {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "gtis",
                 format!("interval {k} [{a}, {b}] must have 0 ≤ start < stop (s from TSTART)"),
             ));
         }
         if a < prev_stop {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "gtis",
                 format!(
                     "interval {k} [{a}, {b}] starts before the previous one stops ({prev_stop}): \
@@ -508,5 +516,43 @@ mod tests {
         assert!((sum - cfg.exposure).abs() < 1e-6);
         assert!(g.windows(2).all(|w| w[1].0 > w[0].1));
         validate_gtis(&g).unwrap();
+    }
+
+    #[test]
+    fn event_settings_name_keys_relative_to_their_section() {
+        let psf = Psf::King {
+            r_c: 2.0,
+            beta: 1.0,
+        };
+        let e = psf.validate().unwrap_err();
+        assert_eq!(e.key, "beta");
+        assert_eq!(
+            e.message,
+            "1 must be > 1 for the King profile to be normalisable"
+        );
+        let cfg = EventConfig {
+            psf,
+            ..EventConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "psf.beta");
+
+        let cfg = EventConfig {
+            gtis: Some(vec![(0.0, 10.0), (5.0, 20.0)]),
+            ..EventConfig::default()
+        };
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.key, "gtis");
+        assert!(
+            e.message
+                .starts_with("interval 1 [5, 20] starts before the previous one stops (10)"),
+            "{e}"
+        );
+        // 20 sources at up to 1e6 counts/s (30× in a flare) for 50 ks: far too many photons.
+        let cfg = EventConfig {
+            rate_max: 1e6,
+            ..EventConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "rate_max");
+        assert!(EventConfig::default().validate().is_ok());
     }
 }

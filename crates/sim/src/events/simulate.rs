@@ -7,6 +7,8 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use deepsky_core::Validate;
+
 use super::config::EventConfig;
 use super::list::{EventList, FlareTruth, SourceTruth, Variability};
 use super::profile::Profile;

@@ -7,6 +7,8 @@ use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use deepsky_core::{ConfigError, Validate};
+
 use crate::{Result, SimError};
 
 /// Lowest incident energy accepted by [`ShowerConfig::validate`], GeV.
@@ -88,16 +90,17 @@ pub enum EnergySpec {
     },
 }
 
-impl EnergySpec {
-    /// Checks that the energies are finite, within [`MIN_ENERGY_GEV`]..=[`MAX_ENERGY_GEV`] and
-    /// that `min < max`; errors name the parameter `energy_gev`.
-    pub fn validate(&self) -> Result<()> {
-        let check = |what: &str, e: f64| -> Result<()> {
+/// The energies are finite, within [`MIN_ENERGY_GEV`]..=[`MAX_ENERGY_GEV`], and `min < max`.
+/// The error's key is empty: the specification is one setting (`energy_gev` of a
+/// [`ShowerConfig`]).
+impl Validate for EnergySpec {
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let check = |what: &str, e: f64| -> std::result::Result<(), ConfigError> {
             if e.is_finite() && (MIN_ENERGY_GEV..=MAX_ENERGY_GEV).contains(&e) {
                 Ok(())
             } else {
-                Err(SimError::invalid(
-                    "energy_gev",
+                Err(ConfigError::at(
+                    "",
                     format!(
                         "{what}energy {e} GeV is outside the supported range \
                          {MIN_ENERGY_GEV}..={MAX_ENERGY_GEV} GeV"
@@ -113,15 +116,17 @@ impl EnergySpec {
                 if min < max {
                     Ok(())
                 } else {
-                    Err(SimError::invalid(
-                        "energy_gev",
+                    Err(ConfigError::at(
+                        "",
                         format!("minimum {min} GeV must be below maximum {max} GeV"),
                     ))
                 }
             }
         }
     }
+}
 
+impl EnergySpec {
     /// Draws one energy in GeV. `Fixed` draws no random number.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         match *self {
@@ -147,14 +152,57 @@ pub struct ShowerConfig {
     pub seed: u64,
 }
 
-impl ShowerConfig {
-    /// Checks the energies (0.1..=1000 GeV, `min < max`; parameter `energy_gev`) and that
-    /// `n_showers > 0` (parameter `n_showers`).
-    pub fn validate(&self) -> Result<()> {
-        self.energy_gev.validate()?;
+/// The energies (0.1..=1000 GeV, `min < max`; key `energy_gev`) and `n_showers > 0`.
+impl Validate for ShowerConfig {
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        self.energy_gev
+            .validate()
+            .map_err(|e| e.within("energy_gev"))?;
         if self.n_showers == 0 {
-            return Err(SimError::invalid("n_showers", "must be at least 1, got 0"));
+            return Err(ConfigError::at("n_showers", "must be at least 1, got 0"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shower_energy_errors_are_keyed_by_the_config_field() {
+        let spec = EnergySpec::Uniform {
+            min: 10.0,
+            max: 5.0,
+        };
+        let e = spec.validate().unwrap_err();
+        assert_eq!(e.key, "");
+        assert_eq!(e.message, "minimum 10 GeV must be below maximum 5 GeV");
+        let cfg = ShowerConfig {
+            particle: Particle::Photon,
+            energy_gev: spec,
+            n_showers: 1,
+            seed: 0,
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "energy_gev");
+        let e = EnergySpec::Fixed(2000.0).validate().unwrap_err();
+        assert_eq!(
+            e.message,
+            "energy 2000 GeV is outside the supported range 0.1..=1000 GeV"
+        );
+        let cfg = ShowerConfig {
+            energy_gev: EnergySpec::Fixed(10.0),
+            n_showers: 0,
+            ..cfg
+        };
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.key, "n_showers");
+        assert_eq!(e.message, "must be at least 1, got 0");
+        assert!(ShowerConfig {
+            n_showers: 1,
+            ..cfg
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -4,6 +4,8 @@
 use ndarray::{Array2, Array3, Axis};
 use rayon::prelude::*;
 
+use deepsky_core::Validate;
+
 use super::calorimeter::Calorimeter;
 use super::config::{EnergySpec, Particle, ShowerConfig};
 use super::diagnostics::ShowerDiagnostics;

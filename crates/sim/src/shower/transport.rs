@@ -490,7 +490,7 @@ fn sample_brems_photon(e_tot: f64, kmin: f64, kmax: f64, rng: &mut SimRng) -> f6
 /// Simulates one shower of `particle` with kinetic energy `energy_gev` entering the centre of
 /// the front face along the axis. Draws every random number from `rng`. A non-finite or
 /// non-positive energy gives an empty shower (validation is the job of
-/// [`ShowerConfig::validate`](super::ShowerConfig::validate)).
+/// [`ShowerConfig`](super::ShowerConfig)'s checks).
 pub fn simulate_one(
     cal: &Calorimeter,
     particle: Particle,

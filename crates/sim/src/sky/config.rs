@@ -11,8 +11,8 @@ use super::psf::PsfModel;
 use super::render::check_render_extent;
 use super::sersic::{SERSIC_N_MAX, SERSIC_N_MIN, SERSIC_TRUNCATION};
 use super::wcs::TanWcs;
-use crate::error::{Result, SimError};
 use crate::rng::SimRng;
+use deepsky_core::{ConfigError, Validate};
 
 /// Point-spread function (seeing) profile, selected by the `profile` tag:
 /// `{"profile": "moffat", "fwhm": 1.0, "beta": 3.0}` or `{"profile": "gaussian", "fwhm": 1.0}`.
@@ -66,35 +66,51 @@ impl Psf {
         }
     }
 
-    /// Checks the parameters; `prefix` is the name of the field holding this PSF (e.g. `psf`).
-    pub(crate) fn validate(&self, prefix: &str, pixel_scale: f64) -> Result<()> {
+    /// [`Validate::validate`], and also that the PSF is at least half a pixel wide at
+    /// `pixel_scale` arcsec/pixel, the finest it can be sampled with at most 16× oversampling.
+    /// Keys `fwhm`, `beta`.
+    pub fn validate_sampling(&self, pixel_scale: f64) -> Result<(), ConfigError> {
+        self.check(Some(pixel_scale))
+    }
+
+    /// The checks of [`Psf::validate_sampling`], of the sampling only with a pixel scale.
+    fn check(&self, pixel_scale: Option<f64>) -> Result<(), ConfigError> {
         let fwhm = self.fwhm();
         if !(fwhm > 0.0 && fwhm.is_finite()) {
-            return Err(SimError::invalid(
-                format!("{prefix}.fwhm"),
+            return Err(ConfigError::at(
+                "fwhm",
                 format!("must be a positive number of arcsec, got {fwhm}"),
             ));
         }
-        // Below half a pixel the PSF cannot be sampled on a grid of at most 16x oversampling.
-        if pixel_scale > 0.0 && fwhm / pixel_scale < 0.5 {
-            return Err(SimError::invalid(
-                format!("{prefix}.fwhm"),
-                format!(
-                    "{fwhm} arcsec is {:.3} pixels at {pixel_scale} arcsec/pixel; at least 0.5 \
-                     pixel is needed",
-                    fwhm / pixel_scale
-                ),
-            ));
+        if let Some(pixel_scale) = pixel_scale {
+            if pixel_scale > 0.0 && fwhm / pixel_scale < 0.5 {
+                return Err(ConfigError::at(
+                    "fwhm",
+                    format!(
+                        "{fwhm} arcsec is {:.3} pixels at {pixel_scale} arcsec/pixel; at least \
+                         0.5 pixel is needed",
+                        fwhm / pixel_scale
+                    ),
+                ));
+            }
         }
         if let Psf::Moffat { beta, .. } = *self {
             if !(beta > 1.0 && beta <= 100.0) {
-                return Err(SimError::invalid(
-                    format!("{prefix}.beta"),
+                return Err(ConfigError::at(
+                    "beta",
                     format!("must be > 1 (finite flux) and <= 100, got {beta}"),
                 ));
             }
         }
         Ok(())
+    }
+}
+
+/// The profile's own ranges (`fwhm` > 0, Moffat `beta` in (1, 100]); whether it can be sampled
+/// depends on the pixel scale of the image it is used in ([`Psf::validate_sampling`]).
+impl Validate for Psf {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.check(None)
     }
 }
 
@@ -134,11 +150,13 @@ impl NoiseConfig {
     pub fn background_sigma_adu(&self) -> f64 {
         (self.sky_adu() / self.gain + (self.read_noise / self.gain).powi(2)).sqrt()
     }
+}
 
-    pub(crate) fn validate(&self, prefix: &str) -> Result<()> {
-        non_negative(&format!("{prefix}.sky_level"), self.sky_level)?;
-        positive(&format!("{prefix}.gain"), self.gain)?;
-        non_negative(&format!("{prefix}.read_noise"), self.read_noise)
+impl Validate for NoiseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        non_negative("sky_level", self.sky_level)?;
+        positive("gain", self.gain)?;
+        non_negative("read_noise", self.read_noise)
     }
 }
 
@@ -167,25 +185,27 @@ impl Default for MagnitudeDistribution {
     }
 }
 
-impl MagnitudeDistribution {
-    pub(crate) fn validate(&self, prefix: &str) -> Result<()> {
-        finite(&format!("{prefix}.min"), self.min)?;
-        finite(&format!("{prefix}.max"), self.max)?;
+impl Validate for MagnitudeDistribution {
+    fn validate(&self) -> Result<(), ConfigError> {
+        finite("min", self.min)?;
+        finite("max", self.max)?;
         if self.min > self.max {
-            return Err(SimError::invalid(
-                format!("{prefix}.min"),
-                format!("must be <= {prefix}.max ({}), got {}", self.max, self.min),
+            return Err(ConfigError::at(
+                "min",
+                format!("must be <= max ({}), got {}", self.max, self.min),
             ));
         }
         if !self.slope.is_finite() || self.slope.abs() > 3.0 {
-            return Err(SimError::invalid(
-                format!("{prefix}.slope"),
+            return Err(ConfigError::at(
+                "slope",
                 format!("must be within [-3, 3] per magnitude, got {}", self.slope),
             ));
         }
         Ok(())
     }
+}
 
+impl MagnitudeDistribution {
     /// Draws one magnitude by inverting the cumulative distribution.
     pub(crate) fn sample(&self, rng: &mut SimRng) -> f64 {
         let u: f64 = rng.random();
@@ -233,26 +253,24 @@ impl Default for GalaxyModel {
     }
 }
 
-impl GalaxyModel {
-    pub(crate) fn validate(&self, prefix: &str) -> Result<()> {
-        self.magnitudes.validate(&format!("{prefix}.magnitudes"))?;
+impl Validate for GalaxyModel {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.magnitudes
+            .validate()
+            .map_err(|e| e.within("magnitudes"))?;
+        check_range("sersic_n", self.sersic_n, SERSIC_N_MIN, SERSIC_N_MAX, "")?;
         check_range(
-            &format!("{prefix}.sersic_n"),
-            self.sersic_n,
-            SERSIC_N_MIN,
-            SERSIC_N_MAX,
-            "",
-        )?;
-        check_range(
-            &format!("{prefix}.r_half"),
+            "r_half",
             self.r_half,
             f64::MIN_POSITIVE,
             f64::MAX,
             " arcsec",
         )?;
-        check_ellipticity(&format!("{prefix}.ellipticity_max"), self.ellipticity_max)
+        check_ellipticity("ellipticity_max", self.ellipticity_max)
     }
+}
 
+impl GalaxyModel {
     /// Draws (sersic_n, r_half in arcsec, ellipticity, position angle in degrees).
     pub(crate) fn sample_shape(&self, rng: &mut SimRng) -> (f64, f64, f64, f64) {
         let n = uniform(rng, self.sersic_n[0], self.sersic_n[1]);
@@ -285,6 +303,14 @@ impl Default for ArtefactConfig {
             saturated_stars: 1,
             bad_columns: 1,
         }
+    }
+}
+
+impl Validate for ArtefactConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        count("cosmic_rays", self.cosmic_rays)?;
+        count("saturated_stars", self.saturated_stars)?;
+        count("bad_columns", self.bad_columns)
     }
 }
 
@@ -321,6 +347,39 @@ pub enum Injection {
         #[serde(default)]
         position_angle: f64,
     },
+}
+
+/// Finite positions, magnitudes and angles, and a galaxy's shape within the accepted ranges.
+/// Whether a galaxy fits the render grid depends on the PSF and pixel scale of the field
+/// ([`SkyConfig`] checks it).
+impl Validate for Injection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match *self {
+            Injection::Star { x, y, mag } => {
+                finite("x", x)?;
+                finite("y", y)?;
+                finite("mag", mag)?;
+            }
+            Injection::Galaxy {
+                x,
+                y,
+                mag,
+                sersic_n,
+                r_half,
+                ellipticity,
+                position_angle,
+            } => {
+                finite("x", x)?;
+                finite("y", y)?;
+                finite("mag", mag)?;
+                check_range("sersic_n", [sersic_n; 2], SERSIC_N_MIN, SERSIC_N_MAX, "")?;
+                positive("r_half", r_half)?;
+                check_ellipticity("ellipticity", ellipticity)?;
+                finite("position_angle", position_angle)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Configuration of [`simulate_sky`](super::simulate_sky). Every field has a default (a 256×256 field at
@@ -409,19 +468,22 @@ const MAX_SIDE: usize = 65_536;
 /// Largest image area, pixels (2^28: 2 GB of f64 working space).
 const MAX_AREA: usize = 1 << 28;
 
-impl SkyConfig {
-    /// Checks every parameter; the error names the offending parameter and its value.
-    pub fn validate(&self) -> Result<()> {
+/// Checks every setting; the error names the first offending key (`psf.fwhm`,
+/// `injections[2].r_half`) and its value. Besides each part's own ranges, the PSF must be
+/// sampled finely enough at `pixel_scale`, the sky must stay below saturation, and the largest
+/// galaxies and injected galaxies must fit the largest render grid.
+impl Validate for SkyConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if v == 0 || v > MAX_SIDE {
-                return Err(SimError::invalid(
+                return Err(ConfigError::at(
                     name,
                     format!("must be between 1 and {MAX_SIDE} pixels, got {v}"),
                 ));
             }
         }
         if self.width * self.height > MAX_AREA {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "width",
                 format!(
                     "{}x{} pixels exceeds the limit of {MAX_AREA} pixels",
@@ -432,7 +494,7 @@ impl SkyConfig {
         positive("pixel_scale", self.pixel_scale)?;
         finite("crval[0]", self.crval[0])?;
         if !self.crval[1].is_finite() || self.crval[1].abs() > 90.0 {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "crval[1]",
                 format!(
                     "declination must be within [-90, 90] deg, got {}",
@@ -448,19 +510,21 @@ impl SkyConfig {
         if let Some(cd) = self.cd {
             let det = cd[0][0] * cd[1][1] - cd[0][1] * cd[1][0];
             if !(cd.iter().flatten().all(|v| v.is_finite()) && det != 0.0 && det.is_finite()) {
-                return Err(SimError::invalid(
+                return Err(ConfigError::at(
                     "cd",
                     format!("must be a finite invertible matrix, got {cd:?}"),
                 ));
             }
         }
-        self.psf.validate("psf", self.pixel_scale)?;
+        self.psf
+            .validate_sampling(self.pixel_scale)
+            .map_err(|e| e.within("psf"))?;
         finite("zeropoint", self.zeropoint)?;
         positive("exposure_time", self.exposure_time)?;
         positive("saturation", self.saturation)?;
-        self.noise.validate("noise")?;
+        self.noise.validate().map_err(|e| e.within("noise"))?;
         if self.noise.sky_adu() >= self.saturation {
-            return Err(SimError::invalid(
+            return Err(ConfigError::at(
                 "noise.sky_level",
                 format!(
                     "{} e- is {} ADU, at or above the saturation level {} ADU",
@@ -471,53 +535,28 @@ impl SkyConfig {
             ));
         }
         count("n_stars", self.n_stars)?;
-        self.stars.validate("stars")?;
+        self.stars.validate().map_err(|e| e.within("stars"))?;
         count("n_galaxies", self.n_galaxies)?;
-        self.galaxies.validate("galaxies")?;
-        count("artefacts.cosmic_rays", self.artefacts.cosmic_rays)?;
-        count("artefacts.saturated_stars", self.artefacts.saturated_stars)?;
-        count("artefacts.bad_columns", self.artefacts.bad_columns)?;
+        self.galaxies.validate().map_err(|e| e.within("galaxies"))?;
+        self.artefacts
+            .validate()
+            .map_err(|e| e.within("artefacts"))?;
         count("injections", self.injections.len())?;
         let psf = PsfModel::new(&self.psf, self.pixel_scale);
         let extent = |r_half_arcsec: f64| SERSIC_TRUNCATION * r_half_arcsec / self.pixel_scale;
         check_render_extent("galaxies.r_half", extent(self.galaxies.r_half[1]), &psf)?;
         for (i, inj) in self.injections.iter().enumerate() {
-            let p = |f: &str| format!("injections[{i}].{f}");
-            match *inj {
-                Injection::Star { x, y, mag } => {
-                    finite(&p("x"), x)?;
-                    finite(&p("y"), y)?;
-                    finite(&p("mag"), mag)?;
-                }
-                Injection::Galaxy {
-                    x,
-                    y,
-                    mag,
-                    sersic_n,
-                    r_half,
-                    ellipticity,
-                    position_angle,
-                } => {
-                    finite(&p("x"), x)?;
-                    finite(&p("y"), y)?;
-                    finite(&p("mag"), mag)?;
-                    check_range(
-                        &p("sersic_n"),
-                        [sersic_n; 2],
-                        SERSIC_N_MIN,
-                        SERSIC_N_MAX,
-                        "",
-                    )?;
-                    positive(&p("r_half"), r_half)?;
-                    check_ellipticity(&p("ellipticity"), ellipticity)?;
-                    finite(&p("position_angle"), position_angle)?;
-                    check_render_extent(&p("r_half"), extent(r_half), &psf)?;
-                }
+            let section = format!("injections[{i}]");
+            inj.validate().map_err(|e| e.within(&section))?;
+            if let Injection::Galaxy { r_half, .. } = *inj {
+                check_render_extent(&format!("{section}.r_half"), extent(r_half), &psf)?;
             }
         }
         Ok(())
     }
+}
 
+impl SkyConfig {
     /// The field's WCS: `cd` if given, else from `pixel_scale` and `rotation`; `crpix` if given,
     /// else the image centre.
     pub fn wcs(&self) -> TanWcs {
@@ -549,46 +588,50 @@ pub(crate) fn mag_of_flux(flux: f64, zeropoint: f64, exposure_time: f64) -> f64 
     zeropoint - 2.5 * (flux / exposure_time).log10()
 }
 
-// Parameter checks that name the parameter; `!(x > 0)` also rejects NaN.
+// Checks of one setting, named by its key; `!(x > 0)` also rejects NaN.
 
-pub(crate) fn positive(name: &str, v: f64) -> Result<()> {
+/// `v` > 0 and finite.
+pub(crate) fn positive(name: &str, v: f64) -> Result<(), ConfigError> {
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("must be a positive finite number, got {v}"),
         ))
     }
 }
 
-pub(crate) fn non_negative(name: &str, v: f64) -> Result<()> {
+/// `v` >= 0 and finite.
+pub(crate) fn non_negative(name: &str, v: f64) -> Result<(), ConfigError> {
     if v >= 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("must be a finite number >= 0, got {v}"),
         ))
     }
 }
 
-pub(crate) fn finite(name: &str, v: f64) -> Result<()> {
+/// `v` finite.
+pub(crate) fn finite(name: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("must be a finite number, got {v}"),
         ))
     }
 }
 
-pub(crate) fn count(name: &str, v: usize) -> Result<()> {
+/// A number of things of at most [`MAX_COUNT`].
+pub(crate) fn count(name: &str, v: usize) -> Result<(), ConfigError> {
     if v <= MAX_COUNT {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("must be at most {MAX_COUNT}, got {v}"),
         ))
@@ -596,15 +639,18 @@ pub(crate) fn count(name: &str, v: usize) -> Result<()> {
 }
 
 /// Checks `[min, max]` with `lo <= min <= max <= hi`.
-pub(crate) fn check_range(name: &str, r: [f64; 2], lo: f64, hi: f64, unit: &str) -> Result<()> {
+pub(crate) fn check_range(
+    name: &str,
+    r: [f64; 2],
+    lo: f64,
+    hi: f64,
+    unit: &str,
+) -> Result<(), ConfigError> {
     if !(r[0].is_finite() && r[1].is_finite()) {
-        return Err(SimError::invalid(
-            name,
-            format!("must be finite, got {r:?}"),
-        ));
+        return Err(ConfigError::at(name, format!("must be finite, got {r:?}")));
     }
     if r[0] > r[1] {
-        return Err(SimError::invalid(
+        return Err(ConfigError::at(
             name,
             format!(
                 "min {} is greater than max {} (give [min, max])",
@@ -618,7 +664,7 @@ pub(crate) fn check_range(name: &str, r: [f64; 2], lo: f64, hi: f64, unit: &str)
         } else {
             format!("within [{lo}, {hi}]")
         };
-        return Err(SimError::invalid(
+        return Err(ConfigError::at(
             name,
             format!("values must be {bounds}{unit}, got {r:?}"),
         ));
@@ -626,11 +672,12 @@ pub(crate) fn check_range(name: &str, r: [f64; 2], lo: f64, hi: f64, unit: &str)
     Ok(())
 }
 
-pub(crate) fn check_ellipticity(name: &str, e: f64) -> Result<()> {
+/// An ellipticity `1 - b/a` in [0, 0.95).
+pub(crate) fn check_ellipticity(name: &str, e: f64) -> Result<(), ConfigError> {
     if (0.0..0.95).contains(&e) {
         Ok(())
     } else {
-        Err(SimError::invalid(
+        Err(ConfigError::at(
             name,
             format!("ellipticity 1 - b/a must be in [0, 0.95), got {e}"),
         ))
@@ -664,5 +711,118 @@ mod tests {
         let k = 0.4 * LN_10 * 4.0;
         let expect = (k.exp() - (k / 2.0).exp()) / (k.exp() - 1.0);
         assert!((upper - expect).abs() < 0.01, "{upper} vs {expect}");
+    }
+
+    #[test]
+    fn sky_settings_name_keys_relative_to_their_section() {
+        let noise = NoiseConfig {
+            gain: 0.0,
+            ..NoiseConfig::default()
+        };
+        let e = noise.validate().unwrap_err();
+        assert_eq!(e.key, "gain");
+        assert_eq!(e.message, "must be a positive finite number, got 0");
+        let cfg = SkyConfig {
+            noise,
+            ..SkyConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "noise.gain");
+
+        let magnitudes = MagnitudeDistribution {
+            min: 26.0,
+            max: 25.0,
+            slope: 0.3,
+        };
+        let e = magnitudes.validate().unwrap_err();
+        assert_eq!(e.key, "min");
+        assert_eq!(e.message, "must be <= max (25), got 26");
+        let galaxies = GalaxyModel {
+            magnitudes,
+            ..GalaxyModel::default()
+        };
+        assert_eq!(galaxies.validate().unwrap_err().key, "magnitudes.min");
+        let cfg = SkyConfig {
+            galaxies,
+            ..SkyConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "galaxies.magnitudes.min");
+
+        let artefacts = ArtefactConfig {
+            bad_columns: 2_000_000,
+            ..ArtefactConfig::default()
+        };
+        let e = artefacts.validate().unwrap_err();
+        assert_eq!(e.message, "must be at most 1000000, got 2000000");
+        let cfg = SkyConfig {
+            artefacts,
+            ..SkyConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "artefacts.bad_columns");
+        assert!(SkyConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn sky_psf_sampling_depends_on_the_pixel_scale() {
+        let psf = Psf::Gaussian { fwhm: 0.1 };
+        assert!(psf.validate().is_ok());
+        let e = psf.validate_sampling(0.4).unwrap_err();
+        assert_eq!(e.key, "fwhm");
+        assert_eq!(
+            e.message,
+            "0.1 arcsec is 0.250 pixels at 0.4 arcsec/pixel; at least 0.5 pixel is needed"
+        );
+        assert!(psf.validate_sampling(0.2).is_ok());
+        let cfg = SkyConfig {
+            psf,
+            ..SkyConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "psf.fwhm");
+        let e = Psf::Moffat {
+            fwhm: 1.0,
+            beta: 1.0,
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.key, "beta");
+        assert_eq!(e.message, "must be > 1 (finite flux) and <= 100, got 1");
+    }
+
+    #[test]
+    fn sky_injections_are_checked_one_by_one() {
+        let star = Injection::Star {
+            x: 3.0,
+            y: 4.0,
+            mag: 20.0,
+        };
+        assert!(star.validate().is_ok());
+        let galaxy = |r_half, ellipticity| Injection::Galaxy {
+            x: 1.0,
+            y: 1.0,
+            mag: 20.0,
+            sersic_n: 1.0,
+            r_half,
+            ellipticity,
+            position_angle: 0.0,
+        };
+        let e = galaxy(1.0, 0.97).validate().unwrap_err();
+        assert_eq!(e.key, "ellipticity");
+        assert_eq!(
+            e.message,
+            "ellipticity 1 - b/a must be in [0, 0.95), got 0.97"
+        );
+        let cfg = SkyConfig {
+            injections: vec![star.clone(), galaxy(1.0, 0.97)],
+            ..SkyConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().key, "injections[1].ellipticity");
+        // 500 arcsec is 1250 pixels: a fine galaxy, but not on the largest render grid.
+        assert!(galaxy(500.0, 0.0).validate().is_ok());
+        let cfg = SkyConfig {
+            injections: vec![star, galaxy(500.0, 0.0)],
+            ..SkyConfig::default()
+        };
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.key, "injections[1].r_half");
+        assert!(e.message.contains("above the limit of 2048"), "{e}");
     }
 }

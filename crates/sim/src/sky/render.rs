@@ -7,7 +7,7 @@ use super::config::NoiseConfig;
 use super::fft::{Cx, Fft};
 use super::psf::PsfModel;
 use super::sersic::Sersic;
-use crate::error::{Result, SimError};
+use deepsky_core::ConfigError;
 
 /// A rectangular patch of pixel values, placed at 0-based pixel `(x0, y0)` of some image.
 #[derive(Debug, Clone)]
@@ -255,10 +255,14 @@ impl Renderer {
 
 /// Rejects light reaching `extent_px` pixels from a source's centre if it would not fit the
 /// biggest render grid.
-pub(crate) fn check_render_extent(name: &str, extent_px: f64, psf: &PsfModel) -> Result<()> {
+pub(crate) fn check_render_extent(
+    name: &str,
+    extent_px: f64,
+    psf: &PsfModel,
+) -> Result<(), ConfigError> {
     let n = grid_dims(extent_px, psf.radius, psf.oversample()).0;
     if n > 1 << MAX_LOG2_GRID {
-        return Err(SimError::invalid(
+        return Err(ConfigError::at(
             name,
             format!(
                 "light reaching {extent_px:.1} pixels from the centre with a {:.2}-pixel PSF \

@@ -12,6 +12,8 @@ use super::psf::PsfModel;
 use super::render::{Renderer, Stamp};
 use super::sersic::Sersic;
 use super::wcs::TanWcs;
+use deepsky_core::Validate;
+
 use crate::error::Result;
 use crate::output::{card, seed_card, Card, CardValue};
 use crate::rng::{stream_rng, SimRng};
