@@ -113,7 +113,8 @@
 //! * energy conservation to 1e-6 MeV per shower (deposit + leakage = incident energy).
 //!
 //! The cost grows linearly with energy, ≈ 0.3 ms of CPU per GeV: about 3,000 showers per
-//! CPU-second at 1 GeV, 300 at 10 GeV and 30 at 100 GeV (release build, AMD EPYC core).
+//! CPU-second at 1 GeV, 300 at 10 GeV and 30 at 100 GeV (release build, AMD EPYC core;
+//! `examples/shower_bench.rs` measures it).
 //!
 //! # Reproducibility
 //!
