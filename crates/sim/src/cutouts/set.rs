@@ -4,7 +4,6 @@ use ndarray::Array3;
 
 use super::config::CutoutConfig;
 use crate::output::{card, seed_card, Card, CardValue, Column, ColumnData};
-use crate::sky::config::Psf;
 
 /// Label of a stamp with one ordinary galaxy.
 pub const LABEL_NORMAL: i32 = 0;
@@ -293,16 +292,8 @@ impl CutoutSet {
                 Float(c.pixel_scale),
                 "[arcsec/pixel] pixel scale",
             ),
-            card("PSF", Str(c.psf.name().into()), "PSF profile"),
-            card(
-                "PSF_FWHM",
-                Float(c.psf.fwhm()),
-                "[arcsec] PSF full width at half maximum",
-            ),
         ];
-        if let Psf::Moffat { beta, .. } = c.psf {
-            cards.push(card("PSF_BETA", Float(beta), "Moffat power-law index"));
-        }
+        cards.extend(c.psf.header_cards());
         cards.push(card("SEED", seed_card(c.seed), "simulation seed"));
         cards.push(card(
             "RAREFRAC",

@@ -11,6 +11,7 @@ use super::psf::PsfModel;
 use super::render::check_render_extent;
 use super::sersic::{SERSIC_N_MAX, SERSIC_N_MIN, SERSIC_TRUNCATION};
 use super::wcs::TanWcs;
+use crate::output::{card, Card, CardValue};
 use crate::rng::SimRng;
 use deepsky_core::{ConfigError, Validate};
 
@@ -64,6 +65,24 @@ impl Psf {
             Psf::Gaussian { .. } => "gaussian",
             Psf::Moffat { .. } => "moffat",
         }
+    }
+
+    /// FITS header cards of the PSF: `PSF` (the profile's name), `PSF_FWHM` (arcsec) and, for a
+    /// Moffat, `PSF_BETA`.
+    pub(crate) fn header_cards(&self) -> Vec<Card> {
+        use CardValue::*;
+        let mut cards = vec![
+            card("PSF", Str(self.name().into()), "PSF profile"),
+            card(
+                "PSF_FWHM",
+                Float(self.fwhm()),
+                "[arcsec] PSF full width at half maximum",
+            ),
+        ];
+        if let Psf::Moffat { beta, .. } = *self {
+            cards.push(card("PSF_BETA", Float(beta), "Moffat power-law index"));
+        }
+        cards
     }
 
     /// [`Validate::validate`], and also that the PSF is at least half a pixel wide at
@@ -824,5 +843,21 @@ mod tests {
         let e = cfg.validate().unwrap_err();
         assert_eq!(e.key, "injections[1].r_half");
         assert!(e.message.contains("above the limit of 2048"), "{e}");
+    }
+
+    #[test]
+    fn sky_psf_header_cards_name_profile_width_and_moffat_index() {
+        let names =
+            |psf: Psf| -> Vec<String> { psf.header_cards().into_iter().map(|c| c.0).collect() };
+        assert_eq!(names(Psf::Gaussian { fwhm: 0.8 }), ["PSF", "PSF_FWHM"]);
+        let cards = Psf::Moffat {
+            fwhm: 1.2,
+            beta: 2.5,
+        }
+        .header_cards();
+        assert_eq!(cards[0].1, CardValue::Str("moffat".into()));
+        assert_eq!(cards[1].1, CardValue::Float(1.2));
+        assert_eq!(cards[2].0, "PSF_BETA");
+        assert_eq!(cards[2].1, CardValue::Float(2.5));
     }
 }

@@ -6,7 +6,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::catalog::{bbox_around, Entry, SkyCatalog, SourceClass};
-use super::config::{log_uniform, mag_of_flux, uniform, Injection, Psf, SkyConfig};
+use super::config::{log_uniform, mag_of_flux, uniform, Injection, SkyConfig};
 use super::detector::{bleed_columns, gaussian_in_place, poisson_in_place, CosmicRay};
 use super::psf::PsfModel;
 use super::render::{Renderer, Stamp};
@@ -70,16 +70,8 @@ impl SkyField {
                 Float(c.pixel_scale),
                 "[arcsec/pixel] pixel scale",
             ),
-            card("PSF", Str(c.psf.name().into()), "PSF profile"),
-            card(
-                "PSF_FWHM",
-                Float(c.psf.fwhm()),
-                "[arcsec] PSF full width at half maximum",
-            ),
         ];
-        if let Psf::Moffat { beta, .. } = c.psf {
-            cards.push(card("PSF_BETA", Float(beta), "Moffat power-law index"));
-        }
+        cards.extend(c.psf.header_cards());
         let n = |cls| Int(self.catalog.count(cls) as i64);
         cards.extend([
             card("SEED", seed_card(c.seed), "simulation seed"),
