@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::rng::stream_rng;
 use crate::sky::config::{log_uniform, mag_of_flux, uniform};
 use crate::sky::detector::{gaussian_in_place, poisson_in_place, CosmicRay};
-use crate::sky::psf::PsfModel;
+use crate::sky::psf::{PsfModel, FWHM_PER_SIGMA};
 use crate::sky::render::{Renderer, Stamp};
 use crate::sky::sersic::Sersic;
 use crate::Progress;
@@ -197,7 +197,7 @@ fn make_stamp(
                 let d0 = uniform(&mut rng, -(size as f64) / 4.0, size as f64 / 4.0);
                 let peak = uniform(&mut rng, 3.0, 30.0) * sigma_adu;
                 const SIGMA_LINE: f64 = 0.5;
-                let sigma_psf = renderer.psf.fwhm / 2.354_820_045_030_949_4;
+                let sigma_psf = renderer.psf.fwhm / FWHM_PER_SIGMA;
                 let sigma_eff = (SIGMA_LINE * SIGMA_LINE + sigma_psf * sigma_psf).sqrt();
                 // Light per unit length giving `peak` ADU on the trail's crest.
                 let per_length = peak * (2.0 * PI).sqrt() * sigma_eff;

@@ -11,13 +11,11 @@ use serde::{Deserialize, Serialize};
 use deepsky_core::{ConfigError, Validate};
 
 use crate::rng::{stream_rng, SimRng};
+use crate::sky::psf::FWHM_PER_SIGMA;
 
 /// Most thinning candidates (source photons at peak rate, or background photons) a run may need;
 /// about 10 GB of events, far beyond any sensible observation.
 const MAX_CANDIDATES: f64 = 5e8;
-
-/// FWHM / σ of a Gaussian, 2·sqrt(2·ln 2).
-const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3;
 
 /// The point spread function, the same over the whole field. Sizes are in sky pixels.
 ///

@@ -8,7 +8,8 @@ use deepsky_core::math::normal_cdf;
 use super::config::Psf;
 use super::render::Stamp;
 
-const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_4; // 2 sqrt(2 ln 2)
+/// FWHM / σ of a Gaussian, 2·sqrt(2·ln 2).
+pub(crate) const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_4;
 /// The Moffat is truncated where this fraction of its light lies outside...
 const MOFFAT_TAIL: f64 = 0.005;
 /// ...but no further than this many FWHM, since for β → 1 the tail never ends.
