@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use deepsky_core::Validate;
 use deepsky_io::fits::{Card, CardValue, ColumnMeta, FitsWriter, TableMeta};
 use deepsky_io::h5::AttrValue;
 use deepsky_sim::cutouts::{self, CutoutConfig};
@@ -289,7 +290,7 @@ fn run_sky(a: SkyArgs, quiet: bool) -> Result<(), Failure> {
     if a.common.dump_config {
         return dump(&cfg);
     }
-    cfg.validate()?;
+    cfg.validate().map_err(Failure::input)?;
     // One tick per source, cosmic ray and bad column.
     let work = cfg.n_stars
         + cfg.n_galaxies
@@ -343,7 +344,7 @@ fn run_cutouts(a: CutoutArgs, quiet: bool) -> Result<(), Failure> {
     if a.common.dump_config {
         return dump(&cfg);
     }
-    cfg.validate()?;
+    cfg.validate().map_err(Failure::input)?;
     let bar = Bar::new(cfg.n as u64, "cutouts", quiet);
     let set = cutouts::simulate_cutouts(&cfg, &bar)?;
     drop(bar);
@@ -425,7 +426,7 @@ fn run_events(a: EventsArgs, quiet: bool) -> Result<(), Failure> {
     if a.common.dump_config {
         return dump(&cfg);
     }
-    cfg.validate()?;
+    cfg.validate().map_err(Failure::input)?;
     if !(a.feature_bin.is_finite() && a.feature_bin > 0.0) {
         return Err(Failure::input(format!(
             "--feature-bin must be a positive number of seconds, got {}",
@@ -622,7 +623,7 @@ fn run_showers(a: ShowerArgs, quiet: bool) -> Result<(), Failure> {
             a.layout
         )));
     }
-    cfg.validate()?;
+    cfg.validate().map_err(Failure::input)?;
     let bar = Bar::new(cfg.n_showers as u64, "showers", quiet);
     let set = deepsky_sim::shower::simulate_showers(&cfg, &bar)?;
     drop(bar);
