@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use deepsky_core::Validate;
 use deepsky_io::fits::{Card, CardValue, ColumnMeta, FitsWriter, TableMeta};
 use deepsky_io::h5::AttrValue;
 use deepsky_sim::cutouts::{self, CutoutConfig};

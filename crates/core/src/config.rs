@@ -90,7 +90,10 @@ mod tests {
     fn display_names_source_key_and_message() {
         let mut e = ConfigError::at("train.epochs", "must be at least 1");
         e.source = Some("run.toml".into());
-        assert_eq!(e.to_string(), "config run.toml: `train.epochs`: must be at least 1");
+        assert_eq!(
+            e.to_string(),
+            "config run.toml: `train.epochs`: must be at least 1"
+        );
         assert_eq!(
             ConfigError::at("", "not valid TOML").to_string(),
             "config: not valid TOML"

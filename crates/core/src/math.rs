@@ -146,7 +146,10 @@ mod tests {
     fn gamma_p_on_both_branches() {
         // P(1, x) = 1 - exp(-x); P(a, large) -> 1; P(0.5, x) = erf(√x).
         for x in [0.1, 1.0, 1.9, 2.5, 10.0] {
-            assert!((gamma_p(1.0, x) - (1.0 - (-x as f64).exp())).abs() < 1e-14, "x = {x}");
+            assert!(
+                (gamma_p(1.0, x) - (1.0 - (-x as f64).exp())).abs() < 1e-14,
+                "x = {x}"
+            );
         }
         // P(3, x) = 1 - e^-x (1 + x + x²/2), on both sides of a + 1 = 4.
         for x in [0.1_f64, 1.0, 3.0, 10.0, 30.0] {
@@ -161,7 +164,12 @@ mod tests {
 
     #[test]
     fn erf_and_erfc_agree_with_tabulated_values() {
-        let table = [(0.0, 0.0), (0.5, 0.520_499_877_813_046_5), (1.0, 0.842_700_792_949_714_9), (2.0, 0.995_322_265_018_952_7)];
+        let table = [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+        ];
         for (x, e) in table {
             assert!((erf(x) - e).abs() < 1.2e-7, "erf({x})");
             assert!((erf(-x) + e).abs() < 1.2e-7, "erf(-{x})");

@@ -61,6 +61,9 @@ mod tests {
         assert_eq!(fits_index_outer_edges(10.0, 12.0), (9.5, 12.5));
         // The outer FITS edges of a range are its continuous edges plus half a pixel.
         let (lo, hi) = fits_index_edges(10, 12);
-        assert_eq!((to_fits(lo), to_fits(hi)), fits_index_outer_edges(10.0, 12.0));
+        assert_eq!(
+            (to_fits(lo), to_fits(hi)),
+            fits_index_outer_edges(10.0, 12.0)
+        );
     }
 }

@@ -47,9 +47,9 @@
 //! σ (its threshold is in unfiltered σ; the filter divides the noise by ~3.7). Sweeping `threshold`,
 //! or ranking by [`Detection::peak_snr`], gives the completeness–purity trade-off.
 
+use deepsky_core::config::{ConfigError, Validate};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
-use deepsky_core::config::{ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -1636,10 +1636,7 @@ pub(crate) mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(
-                bad.validate().is_err(),
-                "{bad:?}"
-            );
+            assert!(bad.validate().is_err(), "{bad:?}");
         }
         let cfg: ClassicalConfig =
             serde_json::from_str(r#"{"threshold": 4.0, "deblend": false}"#).unwrap();

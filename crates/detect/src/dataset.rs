@@ -9,11 +9,11 @@
 //! eight flips and 90° rotations of the square. Every draw is seeded by `(seed, epoch, index)`,
 //! so an epoch can be replayed exactly (which `--resume` relies on).
 
+use deepsky_core::config::{ConfigError, Validate};
 use ndarray::{s, Array2, ArrayView2};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use deepsky_core::config::{ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -15,8 +15,8 @@
 
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use deepsky_nn::layers::{self, conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use deepsky_core::config::{ensure, ConfigError, Validate};
+use deepsky_nn::layers::{self, conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -63,14 +63,21 @@ impl DetectorConfig {
             ModelSize::S => [32, 64, 128, 256],
         }
     }
-
 }
 
 impl Validate for DetectorConfig {
     /// Range checks, keys relative to the `[model]` section.
     fn validate(&self) -> std::result::Result<(), ConfigError> {
-        ensure(self.depth >= 1 && self.depth <= 4, "depth", "must be 1 to 4")?;
-        ensure(!self.classes.is_empty(), "classes", "needs at least one class")
+        ensure(
+            self.depth >= 1 && self.depth <= 4,
+            "depth",
+            "must be 1 to 4",
+        )?;
+        ensure(
+            !self.classes.is_empty(),
+            "classes",
+            "needs at least one class",
+        )
     }
 }
 

@@ -12,8 +12,8 @@
 //! object near a seam, which two tiles both see whole, is reported once; a final NMS removes
 //! the rare pair whose centres fall either side of the boundary.
 
-use ndarray::{s, Array2, ArrayView2};
 use deepsky_core::config::{ConfigError, Validate};
+use ndarray::{s, Array2, ArrayView2};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use deepsky_core::config::Validate;
 use deepsky_nn::init::SeededVarMap;
 use deepsky_nn::train::{self, Batch, TrainOutcome, TrainTask, Trainer};
 use deepsky_nn::NnError;
-use deepsky_core::config::Validate;
 use serde::{Deserialize, Serialize};
 
 use crate::assign::AssignConfig;

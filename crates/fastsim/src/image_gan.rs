@@ -56,12 +56,12 @@ use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Shape, Tensor, Var,
 };
 use candle_nn::{VarBuilder, VarMap};
+use deepsky_core::config::{ConfigError, Validate};
 use deepsky_nn::gan::GanTask;
 use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::layers::{conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use deepsky_nn::train::Batch;
 use ndarray::{Array3, Axis};
-use deepsky_core::config::{ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -810,9 +810,9 @@ impl LoadedImageGenerator {
                 card.kind
             )));
         }
-        card.model
-            .validate()
-            .map_err(|e| FastsimError::Input(format!("{}: model.{}: {}", model_json(), e.key, e.message)))?;
+        card.model.validate().map_err(|e| {
+            FastsimError::Input(format!("{}: model.{}: {}", model_json(), e.key, e.message))
+        })?;
         if card.normalisation.is_none() {
             return Err(FastsimError::Input(format!(
                 "{}: has no pixel normalisation",

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use deepsky_core::config::Validate;
 use deepsky_io::calo::CaloGanShowers;
 use deepsky_nn::gan::GanTask;
 use deepsky_nn::init::{named_rng, SeededVarMap};
@@ -19,7 +20,6 @@ use deepsky_nn::train::Batch;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use schemars::JsonSchema;
-use deepsky_core::config::Validate;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{unflatten_cells, Conditioning, ShowerTensors, N_CELLS};

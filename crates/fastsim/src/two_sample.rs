@@ -30,12 +30,12 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarMap};
+use deepsky_core::config::{ConfigError, Validate};
 use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::layers::Act;
 use deepsky_nn::train::{Batch, EpochRecord, Hooks, TrainConfig, TrainTask, Trainer};
 use ndarray::ArrayView2;
 use rand::seq::SliceRandom;
-use deepsky_core::config::{ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -393,7 +393,9 @@ pub fn classifier_auc(
         snapshot: None,
         error: None,
     };
-    let outcome = Trainer::new(&train_cfg).hooks(&mut keep).run(&task, vars.varmap())?;
+    let outcome = Trainer::new(&train_cfg)
+        .hooks(&mut keep)
+        .run(&task, vars.varmap())?;
     if let Some(e) = keep.error.take() {
         return Err(e.into());
     }

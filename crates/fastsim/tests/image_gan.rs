@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
+use deepsky_core::Validate;
 use deepsky_fastsim::image_gan::{
     read_cutouts, ImageGan, ImageGanConfig, ImageNormalisation, LoadedImageGenerator, SnConv2d,
     MODEL_KIND,
 };
-use deepsky_core::Validate;
 use deepsky_nn::gan::{GanConfig, GanTrainer};
 use deepsky_nn::init::SeededVarMap;
 use deepsky_nn::layers::NormKind;
@@ -179,9 +179,16 @@ fn resumed_training_equals_an_uninterrupted_run() {
     GanTrainer::new(&train_cfg(4)).run(&full).unwrap();
     // Interrupted after 2 epochs (checkpoint), then resumed to 4 in fresh networks.
     let first = gan_with_data(4);
-    GanTrainer::new(&train_cfg(2)).checkpoints(&ck).run(&first).unwrap();
+    GanTrainer::new(&train_cfg(2))
+        .checkpoints(&ck)
+        .run(&first)
+        .unwrap();
     let second = gan_with_data(4);
-    let out = GanTrainer::new(&train_cfg(4)).checkpoints(&ck).resume(true).run(&second).unwrap();
+    let out = GanTrainer::new(&train_cfg(4))
+        .checkpoints(&ck)
+        .resume(true)
+        .run(&second)
+        .unwrap();
     assert_eq!(out.resumed_from, Some(2));
     assert_eq!(out.state.history.len(), 4);
     let a = full.generate(16, 1).unwrap();
@@ -200,7 +207,10 @@ fn bad_settings_are_refused_with_the_key_named() {
     };
     let e = cfg.validate().unwrap_err();
     assert_eq!(e.key, "image_size");
-    assert!(e.message.contains("power of two") && e.message.contains("48"), "{e}");
+    assert!(
+        e.message.contains("power of two") && e.message.contains("48"),
+        "{e}"
+    );
     let err = ImageGan::new(&cfg, 1, &Device::Cpu).err().unwrap();
     assert!(err.to_string().contains("model.image_size"), "{err}");
     for (size, ok) in [

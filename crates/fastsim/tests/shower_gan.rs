@@ -141,9 +141,16 @@ fn resumed_training_equals_an_uninterrupted_run() {
     GanTrainer::new(&train_cfg(4)).run(&full).unwrap();
     // Interrupted after 2 epochs (checkpoint), then resumed to 4 in a fresh process image.
     let first = gan_with_data(4);
-    GanTrainer::new(&train_cfg(2)).checkpoints(&ck).run(&first).unwrap();
+    GanTrainer::new(&train_cfg(2))
+        .checkpoints(&ck)
+        .run(&first)
+        .unwrap();
     let second = gan_with_data(4);
-    let out = GanTrainer::new(&train_cfg(4)).checkpoints(&ck).resume(true).run(&second).unwrap();
+    let out = GanTrainer::new(&train_cfg(4))
+        .checkpoints(&ck)
+        .resume(true)
+        .run(&second)
+        .unwrap();
     assert_eq!(out.resumed_from, Some(2));
     assert_eq!(out.state.history.len(), 4);
     let e = [12.0f32; 8];
@@ -160,7 +167,11 @@ fn resumed_training_equals_an_uninterrupted_run() {
     let mut other = train_cfg(6);
     other.lr_critic = 1e-3;
     let third = gan_with_data(4);
-    let err = GanTrainer::new(&other).checkpoints(&ck).resume(true).run(&third).unwrap_err();
+    let err = GanTrainer::new(&other)
+        .checkpoints(&ck)
+        .resume(true)
+        .run(&third)
+        .unwrap_err();
     assert!(
         err.to_string().contains("different [train] settings"),
         "{err}"
@@ -174,7 +185,11 @@ fn resumed_training_equals_an_uninterrupted_run() {
         other
             .set_data(data, ShowerLossConfig { energy_weight })
             .unwrap();
-        let err = GanTrainer::new(&train_cfg(6)).checkpoints(&ck).resume(true).run(&other).unwrap_err();
+        let err = GanTrainer::new(&train_cfg(6))
+            .checkpoints(&ck)
+            .resume(true)
+            .run(&other)
+            .unwrap_err();
         assert!(err.to_string().contains("another model"), "{err}");
     }
 }

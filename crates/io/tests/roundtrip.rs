@@ -621,7 +621,8 @@ fn hdf5_compound_reads_beside_writes_on_other_threads() {
 
 /// A child process started while an HDF5 file is being written (a test's Python, sbatch)
 /// inherits the open descriptor; it must not keep readers, ours or h5py, out of the finished
-/// file (HDF5's exclusive lock used to travel with the descriptor: "unable to lock file").
+/// file. HDF5's exclusive file lock travels with the descriptor, so a writer that takes it
+/// locks readers out until the child exits ("unable to lock file").
 #[test]
 fn hdf5_file_is_readable_while_a_child_started_during_its_write_runs() {
     let dir = tempfile::tempdir().unwrap();

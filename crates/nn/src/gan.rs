@@ -24,7 +24,7 @@ use crate::checkpoint::{load_tensors, save_tensors};
 use crate::error::{NnError, Result};
 use crate::init::named_rng;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::{keep_freed_memory, Batch};
+use crate::train::{check_run, Batch, TrainLoop};
 
 /// Settings of adversarial training (the `[train]` section of a GAN pipeline config).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -414,66 +414,22 @@ fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 
-/// Runs adversarial training: the settings, plus where checkpoints go, whether to continue
-/// from them, and who hears about progress. Build it, then [`GanTrainer::run`] a task. The
-/// EMA variables start as a copy of the generator (unless resumed) and follow it after every
-/// generator step.
-pub struct GanTrainer<'a> {
-    config: &'a GanConfig,
-    checkpoints: Option<PathBuf>,
-    resume: bool,
-    hooks: Option<&'a mut dyn GanHooks>,
-}
+/// Adversarial training of [`GanTask`]s: see [`TrainLoop`] for the builder and
+/// [`GanTrainer::run`]. Checkpoints hold both networks, both optimisers and the moving average
+/// of the generator's weights, which starts as a copy of the generator (unless resumed) and
+/// follows it after every generator step.
+pub type GanTrainer<'a> = TrainLoop<'a, GanConfig, dyn GanHooks + 'a>;
 
 impl<'a> GanTrainer<'a> {
-    /// A trainer with these settings, no checkpoints and no hooks.
-    pub fn new(config: &'a GanConfig) -> GanTrainer<'a> {
-        GanTrainer {
-            config,
-            checkpoints: None,
-            resume: false,
-            hooks: None,
-        }
-    }
-
-    /// Write checkpoints (both networks, both optimisers, the moving average) into `dir`.
-    pub fn checkpoints(mut self, dir: impl Into<PathBuf>) -> GanTrainer<'a> {
-        self.checkpoints = Some(dir.into());
-        self
-    }
-
-    /// Continue from the newest checkpoint, if there is one; the result equals an
-    /// uninterrupted run's.
-    pub fn resume(mut self, resume: bool) -> GanTrainer<'a> {
-        self.resume = resume;
-        self
-    }
-
-    /// Report steps and epochs to `hooks`, and stop when they ask to.
-    pub fn hooks(mut self, hooks: &'a mut dyn GanHooks) -> GanTrainer<'a> {
-        self.hooks = Some(hooks);
-        self
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &GanConfig {
-        self.config
-    }
-
     /// Train `task` adversarially.
     pub fn run(self, task: &dyn GanTask) -> Result<GanOutcome> {
+        let (config, checkpoints, resume, hooks) = self.into_parts();
         let mut no_hooks = NoGanHooks;
-        let hooks = match self.hooks {
+        let hooks: &mut dyn GanHooks = match hooks {
             Some(h) => h,
             None => &mut no_hooks,
         };
-        train_gan(
-            task,
-            self.config,
-            self.checkpoints.as_deref(),
-            self.resume,
-            hooks,
-        )
+        train_gan(task, config, checkpoints.as_deref(), resume, hooks)
     }
 }
 
@@ -484,14 +440,8 @@ fn train_gan(
     resume: bool,
     hooks: &mut dyn GanHooks,
 ) -> Result<GanOutcome> {
-    cfg.validate().map_err(|e| e.within("train"))?;
-    keep_freed_memory();
     let n = task.len();
-    if n < 2 {
-        return Err(NnError::config(format!(
-            "need at least 2 examples to train, got {n}"
-        )));
-    }
+    check_run(cfg, n)?;
     let adam = AdamWConfig {
         beta1: cfg.beta1,
         beta2: cfg.beta2,

@@ -198,8 +198,10 @@ pub struct TrainOutcome {
     pub resumed_from: Option<usize>,
 }
 
-/// Runs the training loop: the settings, plus where checkpoints go, whether to continue from
-/// them, and who hears about progress. Build it, then [`Trainer::run`] a task.
+/// A training loop ready to run: its settings `C`, plus where checkpoints go, whether to
+/// continue from them, and who hears about progress (`H`, a hooks trait object). Build it with
+/// [`Trainer::new`] or [`GanTrainer::new`](crate::gan::GanTrainer), set what applies, then
+/// `run` a task.
 ///
 /// ```
 /// # use deepsky_nn::train::{Trainer, TrainConfig, NoHooks};
@@ -209,17 +211,20 @@ pub struct TrainOutcome {
 /// let trainer = Trainer::new(&cfg).checkpoints(dir).resume(true).hooks(&mut hooks);
 /// assert_eq!(trainer.config().epochs, 3);
 /// ```
-pub struct Trainer<'a> {
-    config: &'a TrainConfig,
+pub struct TrainLoop<'a, C, H: ?Sized> {
+    config: &'a C,
     checkpoints: Option<PathBuf>,
     resume: bool,
-    hooks: Option<&'a mut dyn Hooks>,
+    hooks: Option<&'a mut H>,
 }
 
-impl<'a> Trainer<'a> {
-    /// A trainer with these settings, no checkpoints and no hooks.
-    pub fn new(config: &'a TrainConfig) -> Trainer<'a> {
-        Trainer {
+/// The supervised training loop of [`TrainTask`]s: see [`TrainLoop`] and [`Trainer::run`].
+pub type Trainer<'a> = TrainLoop<'a, TrainConfig, dyn Hooks + 'a>;
+
+impl<'a, C, H: ?Sized> TrainLoop<'a, C, H> {
+    /// A loop with these settings, no checkpoints and no hooks.
+    pub fn new(config: &'a C) -> TrainLoop<'a, C, H> {
+        TrainLoop {
             config,
             checkpoints: None,
             resume: false,
@@ -228,45 +233,46 @@ impl<'a> Trainer<'a> {
     }
 
     /// Write checkpoints into `dir` (created when needed).
-    pub fn checkpoints(mut self, dir: impl Into<PathBuf>) -> Trainer<'a> {
+    pub fn checkpoints(mut self, dir: impl Into<PathBuf>) -> TrainLoop<'a, C, H> {
         self.checkpoints = Some(dir.into());
         self
     }
 
     /// Continue from the newest checkpoint in the checkpoint directory, if there is one; the
     /// result equals an uninterrupted run's.
-    pub fn resume(mut self, resume: bool) -> Trainer<'a> {
+    pub fn resume(mut self, resume: bool) -> TrainLoop<'a, C, H> {
         self.resume = resume;
         self
     }
 
     /// Report steps and epochs to `hooks`, and stop when they ask to.
-    pub fn hooks(mut self, hooks: &'a mut dyn Hooks) -> Trainer<'a> {
+    pub fn hooks(mut self, hooks: &'a mut H) -> TrainLoop<'a, C, H> {
         self.hooks = Some(hooks);
         self
     }
 
     /// The settings.
-    pub fn config(&self) -> &TrainConfig {
+    pub fn config(&self) -> &C {
         self.config
     }
 
+    /// The parts, for the loop that runs them: settings, checkpoint folder, resume, hooks.
+    pub(crate) fn into_parts(self) -> (&'a C, Option<PathBuf>, bool, Option<&'a mut H>) {
+        (self.config, self.checkpoints, self.resume, self.hooks)
+    }
+}
+
+impl<'a> Trainer<'a> {
     /// Train the variables of `varmap` on `task`. At the end the variables hold the weights of
     /// the best validation epoch (or the last epoch without validation).
     pub fn run(self, task: &dyn TrainTask, varmap: &VarMap) -> Result<TrainOutcome> {
+        let (config, checkpoints, resume, hooks) = self.into_parts();
         let mut no_hooks = NoHooks;
-        let hooks = match self.hooks {
+        let hooks: &mut dyn Hooks = match hooks {
             Some(h) => h,
             None => &mut no_hooks,
         };
-        train(
-            task,
-            varmap,
-            self.config,
-            self.checkpoints.as_deref(),
-            self.resume,
-            hooks,
-        )
+        train(task, varmap, config, checkpoints.as_deref(), resume, hooks)
     }
 }
 
@@ -278,14 +284,8 @@ fn train(
     resume: bool,
     hooks: &mut dyn Hooks,
 ) -> Result<TrainOutcome> {
-    cfg.validate().map_err(|e| e.within("train"))?;
-    keep_freed_memory();
     let n = task.len();
-    if n < 2 {
-        return Err(NnError::config(format!(
-            "need at least 2 examples to train, got {n}"
-        )));
-    }
+    check_run(cfg, n)?;
     let (train_idx, val_idx) = split(n, cfg.val_fraction, cfg.seed);
     let mut opt = AdamW::new(varmap, cfg.adamw)?;
     let mut state = TrainState::default();
@@ -397,6 +397,19 @@ fn train(
         val_indices: val_idx,
         resumed_from,
     })
+}
+
+/// What every training loop checks before its first step: settings (under `[train]`) and at
+/// least two examples; and the allocator set up for step after step of equal tensors.
+pub(crate) fn check_run(cfg: &impl Validate, n: usize) -> Result<()> {
+    cfg.validate().map_err(|e| e.within("train"))?;
+    keep_freed_memory();
+    if n < 2 {
+        return Err(NnError::config(format!(
+            "need at least 2 examples to train, got {n}"
+        )));
+    }
+    Ok(())
 }
 
 /// Make the allocator keep freed memory for reuse instead of returning it to the kernel.

@@ -83,8 +83,7 @@ impl Hooks for StopAfter {
 fn loss_falls_and_seed_repeats() {
     let vars = SeededVarMap::new(3);
     let task = Curve::new(&vars);
-    let out = Trainer::new(&cfg(30)).run(&task, vars.varmap())
-    .unwrap();
+    let out = Trainer::new(&cfg(30)).run(&task, vars.varmap()).unwrap();
     let h = &out.state.history;
     assert_eq!(h.len(), 30);
     assert!(
@@ -97,8 +96,7 @@ fn loss_falls_and_seed_repeats() {
 
     let again = SeededVarMap::new(3);
     let task2 = Curve::new(&again);
-    Trainer::new(&cfg(30)).run(&task2, again.varmap())
-    .unwrap();
+    Trainer::new(&cfg(30)).run(&task2, again.varmap()).unwrap();
     assert_eq!(weights(&vars), weights(&again));
 
     // The seed, not the construction, decides the initial weights.
@@ -118,20 +116,28 @@ fn interrupted_then_resumed_equals_uninterrupted() {
     // Uninterrupted: 6 epochs.
     let a = SeededVarMap::new(11);
     let ta = Curve::new(&a);
-    let full = Trainer::new(&cfg(6)).checkpoints(&dir.path().join("a")).run(&ta, a.varmap())
-    .unwrap();
+    let full = Trainer::new(&cfg(6))
+        .checkpoints(&dir.path().join("a"))
+        .run(&ta, a.varmap())
+        .unwrap();
 
     // Interrupted in the middle of epoch 4 (7 steps per epoch), then resumed.
     let b = SeededVarMap::new(11);
     let tb = Curve::new(&b);
     let ck = dir.path().join("b");
-    let err = Trainer::new(&cfg(6)).checkpoints(&ck).hooks(&mut StopAfter(24, 0)).run(&tb, b.varmap())
-    .unwrap_err();
+    let err = Trainer::new(&cfg(6))
+        .checkpoints(&ck)
+        .hooks(&mut StopAfter(24, 0))
+        .run(&tb, b.varmap())
+        .unwrap_err();
     assert!(matches!(err, NnError::Interrupted));
     let c = SeededVarMap::new(99); // a different init: everything must come from the checkpoint
     let tc = Curve::new(&c);
-    let resumed = Trainer::new(&cfg(6)).checkpoints(&ck).resume(true).run(&tc, c.varmap())
-    .unwrap();
+    let resumed = Trainer::new(&cfg(6))
+        .checkpoints(&ck)
+        .resume(true)
+        .run(&tc, c.varmap())
+        .unwrap();
     assert_eq!(resumed.resumed_from, Some(3));
     assert_eq!(resumed.state.history, full.state.history);
     assert_eq!(weights(&a), weights(&c));
@@ -141,8 +147,11 @@ fn interrupted_then_resumed_equals_uninterrupted() {
     let td = Curve::new(&d);
     let mut other = cfg(6);
     other.lr = 0.5;
-    let e = Trainer::new(&other).checkpoints(&ck).resume(true).run(&td, d.varmap())
-    .unwrap_err();
+    let e = Trainer::new(&other)
+        .checkpoints(&ck)
+        .resume(true)
+        .run(&td, d.varmap())
+        .unwrap_err();
     assert!(e.to_string().contains("different [train] settings"), "{e}");
 }
 
@@ -154,8 +163,10 @@ fn early_stopping_keeps_best_weights() {
     c.patience = 3;
     c.min_delta = 1e-3;
     let dir = tempfile::tempdir().unwrap();
-    let out = Trainer::new(&c).checkpoints(dir.path()).run(&task, vars.varmap())
-    .unwrap();
+    let out = Trainer::new(&c)
+        .checkpoints(dir.path())
+        .run(&task, vars.varmap())
+        .unwrap();
     assert!(out.state.stopped_early);
     assert!(out.state.history.len() < 200);
     // The weights left in the model are the best epoch's: evaluating gives the best val loss.

@@ -354,6 +354,29 @@ pub(crate) struct AxesDecor<'a> {
     pub tick_color: Rgb,
 }
 
+impl<'a> AxesDecor<'a> {
+    /// The usual decoration of a panel: both axes labelled with their tick labels, black ticks,
+    /// the y label's right edge at `y_label_x` (from [`layout`]).
+    pub fn labelled(
+        x_ticks: &'a Ticks,
+        y_ticks: &'a Ticks,
+        x_label: &'a str,
+        y_label: &'a str,
+        y_label_x: f64,
+    ) -> AxesDecor<'a> {
+        AxesDecor {
+            x_ticks,
+            y_ticks,
+            x_label,
+            y_label,
+            x_tick_labels: true,
+            y_tick_labels: true,
+            y_label_x: Some(y_label_x),
+            tick_color: Rgb::BLACK,
+        }
+    }
+}
+
 /// Space the decorations need outside the frame, in pixels: (left, bottom).
 pub(crate) fn decor_space<DB: DrawingBackend>(
     pen: &Pen<DB>,

@@ -5,7 +5,9 @@ use plotters::prelude::DrawingBackend;
 use crate::axes::{draw_axes, layout, AxesDecor, Frame, Layout, Scale};
 use crate::draw::{Dash, MarkerShape, Pen, Pt};
 use crate::error::{DrawError, Error, Result};
-use crate::legend::{densify, draw_legend, outside_space, resolve, Entry, LegendPos, Swatch};
+use crate::legend::{
+    densify, draw_legend, draw_with_legend, outside_space, Entry, LegendPos, Swatch,
+};
 use crate::output::{Canvas, Plot};
 use crate::style::Rgb;
 
@@ -174,8 +176,9 @@ fn draw_series<DB: DrawingBackend>(
 
 impl Plot for Curves {
     fn draw<DB: DrawingBackend>(&self, canvas: &Canvas<'_, DB>) -> Result<(), DrawError> {
-        let pos = resolve(self.legend, |p, dry| self.render(canvas, p, dry))?;
-        self.render(canvas, pos, false).map(drop)
+        draw_with_legend(canvas, self.legend, |pen, pos| {
+            self.render(canvas, pen, pos)
+        })
     }
 }
 
@@ -183,11 +186,10 @@ impl Curves {
     fn render<DB: DrawingBackend>(
         &self,
         canvas: &Canvas<'_, DB>,
+        pen: &Pen<'_, DB>,
         legend: LegendPos,
-        dry: bool,
     ) -> Result<usize, DrawError> {
         let style = canvas.style();
-        let pen = if dry { canvas.dry_pen() } else { canvas.pen() };
         let labelled: Vec<(&Series, String)> =
             self.series.iter().map(|s| (s, s.label.clone())).collect();
         let entries = series_entries(style, &labelled);
@@ -234,16 +236,7 @@ impl Curves {
             &pen,
             style,
             &f,
-            &AxesDecor {
-                x_ticks: &xticks,
-                y_ticks: &yticks[0],
-                x_label: &self.x_label,
-                y_label: &self.y_label,
-                x_tick_labels: true,
-                y_tick_labels: true,
-                y_label_x: Some(y_label_x),
-                tick_color: Rgb::BLACK,
-            },
+            &AxesDecor::labelled(&xticks, &yticks[0], &self.x_label, &self.y_label, y_label_x),
         )?;
         draw_legend(&pen, style, rect, &entries, legend, &occupied)
     }
@@ -315,8 +308,9 @@ impl Default for Roc {
 
 impl Plot for Roc {
     fn draw<DB: DrawingBackend>(&self, canvas: &Canvas<'_, DB>) -> Result<(), DrawError> {
-        let pos = resolve(self.legend, |p, dry| self.render(canvas, p, dry))?;
-        self.render(canvas, pos, false).map(drop)
+        draw_with_legend(canvas, self.legend, |pen, pos| {
+            self.render(canvas, pen, pos)
+        })
     }
 }
 
@@ -324,11 +318,10 @@ impl Roc {
     fn render<DB: DrawingBackend>(
         &self,
         canvas: &Canvas<'_, DB>,
+        pen: &Pen<'_, DB>,
         legend: LegendPos,
-        dry: bool,
     ) -> Result<usize, DrawError> {
         let style = canvas.style();
-        let pen = if dry { canvas.dry_pen() } else { canvas.pen() };
         let series: Vec<Series> = self
             .curves
             .iter()
@@ -399,16 +392,7 @@ impl Roc {
             &pen,
             style,
             &f,
-            &AxesDecor {
-                x_ticks: &xticks,
-                y_ticks: &yticks[0],
-                x_label,
-                y_label,
-                x_tick_labels: true,
-                y_tick_labels: true,
-                y_label_x: Some(y_label_x),
-                tick_color: Rgb::BLACK,
-            },
+            &AxesDecor::labelled(&xticks, &yticks[0], x_label, y_label, y_label_x),
         )?;
         draw_legend(&pen, style, rect, &entries, legend, &occupied)
     }

@@ -11,7 +11,7 @@ use crate::axes::{
 use crate::draw::Rect;
 use crate::error::{DrawError, Error, Result};
 use crate::output::{Canvas, Plot};
-use crate::style::{Colormap, Rgb};
+use crate::style::Colormap;
 
 /// A heat map of `data` over a grid of bins, with a colour bar.
 ///
@@ -173,16 +173,7 @@ impl Plot for Heatmap {
             &pen,
             style,
             &f,
-            &AxesDecor {
-                x_ticks: &xticks,
-                y_ticks: &yticks[0],
-                x_label: &self.x_label,
-                y_label: &self.y_label,
-                x_tick_labels: true,
-                y_tick_labels: true,
-                y_label_x: Some(y_label_x),
-                tick_color: Rgb::BLACK,
-            },
+            &AxesDecor::labelled(&xticks, &yticks[0], &self.x_label, &self.y_label, y_label_x),
         )?;
         let bar = Rect::new(
             rect.x1 + bar_gap,

@@ -3,9 +3,11 @@
 use plotters::prelude::DrawingBackend;
 
 use crate::axes::{draw_axes, layout, AxesDecor, Frame, Layout, Scale};
-use crate::draw::{Dash, MarkerShape, Pt, Rect};
+use crate::draw::{Dash, MarkerShape, Pen, Pt, Rect};
 use crate::error::{DrawError, Error, Result};
-use crate::legend::{densify, draw_legend, outside_space, resolve, Entry, LegendPos, Swatch};
+use crate::legend::{
+    densify, draw_legend, draw_with_legend, outside_space, Entry, LegendPos, Swatch,
+};
 use crate::output::{Canvas, Plot};
 use crate::style::Rgb;
 
@@ -351,8 +353,9 @@ fn y_range(binned: &[Binned], log: bool) -> (f64, f64) {
 
 impl Plot for Hist1d {
     fn draw<DB: DrawingBackend>(&self, canvas: &Canvas<'_, DB>) -> Result<(), DrawError> {
-        let pos = resolve(self.legend, |p, dry| self.render(canvas, p, dry))?;
-        self.render(canvas, pos, false).map(drop)
+        draw_with_legend(canvas, self.legend, |pen, pos| {
+            self.render(canvas, pen, pos)
+        })
     }
 }
 
@@ -360,11 +363,10 @@ impl Hist1d {
     fn render<DB: DrawingBackend>(
         &self,
         canvas: &Canvas<'_, DB>,
+        pen: &Pen<'_, DB>,
         legend: LegendPos,
-        dry: bool,
     ) -> Result<usize, DrawError> {
         let style = canvas.style();
-        let pen = if dry { canvas.dry_pen() } else { canvas.pen() };
         let binned = self.binned().map_err(|e| DrawError::data(e.to_string()))?;
         if let Some(r) = self.ratio_to {
             if r >= self.samples.len() {
@@ -610,16 +612,7 @@ impl Hist1d {
                 &pen,
                 style,
                 &rf,
-                &AxesDecor {
-                    x_ticks: &xticks,
-                    y_ticks: &yticks[1],
-                    x_label: &self.x_label,
-                    y_label: ratio_label,
-                    x_tick_labels: true,
-                    y_tick_labels: true,
-                    y_label_x: Some(y_label_x),
-                    tick_color: Rgb::BLACK,
-                },
+                &AxesDecor::labelled(&xticks, &yticks[1], &self.x_label, ratio_label, y_label_x),
             )?;
         }
         Ok(hidden)

@@ -5,6 +5,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use crate::draw::{Dash, MarkerShape, Pen, Pt, Rect};
 use crate::error::DrawError;
+use crate::output::Canvas;
 use crate::style::{Rgb, Style};
 
 /// Where a legend goes inside the plot frame.
@@ -237,6 +238,21 @@ pub(crate) fn draw_legend<DB: DrawingBackend>(
         )?;
     }
     Ok(hidden)
+}
+
+/// Draws a plot whose legend may have to leave the frame: with [`LegendPos::Best`], a dry run
+/// of `render` (a pen that measures but draws nothing) tells whether every corner would hide
+/// data, then `render` draws for real with the position chosen.
+pub(crate) fn draw_with_legend<DB: DrawingBackend>(
+    canvas: &Canvas<'_, DB>,
+    pos: LegendPos,
+    mut render: impl FnMut(&Pen<'_, DB>, LegendPos) -> Result<usize, DrawError>,
+) -> Result<(), DrawError> {
+    let pos = resolve(pos, |p, dry| {
+        let pen = if dry { canvas.dry_pen() } else { canvas.pen() };
+        render(&pen, p)
+    })?;
+    render(&canvas.pen(), pos).map(drop)
 }
 
 /// Where the legend goes: `Best` becomes `Outside` when a dry run of `render` shows that every

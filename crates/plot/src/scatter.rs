@@ -3,11 +3,10 @@
 use plotters::prelude::DrawingBackend;
 
 use crate::axes::{draw_axes, layout, AxesDecor, Frame, Layout, Scale};
-use crate::draw::{MarkerShape, Pt};
+use crate::draw::{MarkerShape, Pen, Pt};
 use crate::error::DrawError;
-use crate::legend::{draw_legend, outside_space, resolve, Entry, LegendPos, Swatch};
+use crate::legend::{draw_legend, draw_with_legend, outside_space, Entry, LegendPos, Swatch};
 use crate::output::{Canvas, Plot};
-use crate::style::Rgb;
 
 /// Points coloured and shaped by category, with a legend of category names.
 ///
@@ -84,8 +83,9 @@ fn range(v: &[f64], log: bool) -> (f64, f64) {
 
 impl Plot for Scatter {
     fn draw<DB: DrawingBackend>(&self, canvas: &Canvas<'_, DB>) -> Result<(), DrawError> {
-        let pos = resolve(self.legend, |p, dry| self.render(canvas, p, dry))?;
-        self.render(canvas, pos, false).map(drop)
+        draw_with_legend(canvas, self.legend, |pen, pos| {
+            self.render(canvas, pen, pos)
+        })
     }
 }
 
@@ -93,11 +93,10 @@ impl Scatter {
     fn render<DB: DrawingBackend>(
         &self,
         canvas: &Canvas<'_, DB>,
+        pen: &Pen<'_, DB>,
         legend: LegendPos,
-        dry: bool,
     ) -> Result<usize, DrawError> {
         let style = canvas.style();
-        let pen = if dry { canvas.dry_pen() } else { canvas.pen() };
         if self.x.len() != self.y.len() {
             return Err(DrawError::data(format!(
                 "{} x and {} y values",
@@ -173,16 +172,7 @@ impl Scatter {
             &pen,
             style,
             &f,
-            &AxesDecor {
-                x_ticks: &xticks,
-                y_ticks: &yticks[0],
-                x_label: &self.x_label,
-                y_label: &self.y_label,
-                x_tick_labels: true,
-                y_tick_labels: true,
-                y_label_x: Some(y_label_x),
-                tick_color: Rgb::BLACK,
-            },
+            &AxesDecor::labelled(&xticks, &yticks[0], &self.x_label, &self.y_label, y_label_x),
         )?;
         draw_legend(&pen, style, rect, &entries, legend, &occupied)
     }

@@ -114,7 +114,11 @@ impl Trained {
 
     /// Train on already-normalised rows, with the loop `trainer` describes (settings,
     /// checkpoints, resume, hooks).
-    pub fn fit(&self, normalised: &Array2<f32>, trainer: Trainer<'_>) -> Result<TrainOutcome, NnError> {
+    pub fn fit(
+        &self,
+        normalised: &Array2<f32>,
+        trainer: Trainer<'_>,
+    ) -> Result<TrainOutcome, NnError> {
         let data = to_tensor(normalised, &self.card.input_shape, &self.device)?;
         let task = AeTask {
             model: &self.model,

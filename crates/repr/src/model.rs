@@ -3,9 +3,9 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+use deepsky_core::config::ConfigError;
 use deepsky_nn::layers::{self, Act, Conv2d, Norm, NormKind};
 use deepsky_nn::layers::{dense, Dense};
-use deepsky_core::config::ConfigError;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -51,9 +51,7 @@ fn every_kind_trains_and_scores() {
             ..Default::default()
         };
         let m = Trained::new(&cfg, &[1, 16, 16], norm.clone(), 5, &Device::Cpu).unwrap();
-        let out = m
-            .fit(&xn, Trainer::new(&train_cfg(6)))
-            .unwrap();
+        let out = m.fit(&xn, Trainer::new(&train_cfg(6))).unwrap();
         let h = &out.state.history;
         assert!(
             h.last().unwrap().train_loss < h[0].train_loss,
@@ -88,8 +86,7 @@ fn saved_model_reloads_to_the_same_scores() {
     };
     let m = Trained::new(&cfg, &[1, 16, 16], norm, 9, &Device::Cpu).unwrap();
     let xn = m.card.normaliser.apply(&x);
-    m.fit(&xn, Trainer::new(&train_cfg(2)))
-        .unwrap();
+    m.fit(&xn, Trainer::new(&train_cfg(2))).unwrap();
     let dir = tempfile::tempdir().unwrap();
     m.save(dir.path()).unwrap();
     let back = Trained::load(dir.path(), &Device::Cpu).unwrap();

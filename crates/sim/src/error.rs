@@ -1,14 +1,20 @@
 //! The error type of the simulators.
 
+use deepsky_core::ConfigError;
+
 /// What went wrong in a simulation request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
-    /// A parameter is out of its valid range or unknown; the message names the parameter,
-    /// the value given and what is allowed.
+    /// A setting of a simulator's configuration is out of range; the error names its key
+    /// (relative to the configuration, e.g. `psf.fwhm`) and says what is allowed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An argument of a library call (not a configuration setting) is out of its valid range or
+    /// unknown; the message names the argument, the value given and what is allowed.
     #[error("invalid parameter `{name}`: {message}")]
     InvalidParameter {
-        /// The parameter's name as the user writes it (e.g. `energy_gev`).
+        /// The argument's name as the user writes it (e.g. `depth_bin_x0`).
         name: String,
         /// What is wrong and what is allowed.
         message: String,

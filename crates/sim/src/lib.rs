@@ -6,10 +6,35 @@
 //! electromagnetic calorimeter shower Monte Carlo ([`shower`]), the slow reference that the
 //! fast-simulation GAN learns to replace.
 //!
+//! Each simulator is one function of a settings struct: [`sky::simulate_sky`] of
+//! [`sky::SkyConfig`], [`cutouts::simulate_cutouts`] of [`cutouts::CutoutConfig`],
+//! [`events::simulate_events`] of [`events::EventConfig`] and [`shower::simulate_showers`] of
+//! [`shower::ShowerConfig`]. Settings implement [`deepsky_core::Validate`]: a simulator checks
+//! them before any work and a problem is a [`deepsky_core::ConfigError`] naming its key
+//! (`psf.fwhm`), wrapped in [`SimError::Config`].
+//!
 //! Every simulator takes a seed and gives bit-identical output for the same seed whatever the
 //! number of threads: each object draws from its own generator ([`rng::stream_rng`]).
 //! Simulators return plain in-memory results; writing them to FITS/HDF5 is the job of
 //! `deepsky-io` and the `deepsky simulate` command.
+//!
+//! ```
+//! use deepsky_core::Validate;
+//! use deepsky_sim::sky::{simulate_sky, SkyConfig};
+//!
+//! // Settings are checked before any work starts; a problem names its key.
+//! let bad = SkyConfig { width: 0, ..SkyConfig::default() };
+//! assert_eq!(bad.validate().unwrap_err().key, "width");
+//!
+//! // A small field: image, truth catalogue and WCS (`&()` ignores progress).
+//! let cfg = SkyConfig { width: 48, height: 32, n_stars: 2, n_galaxies: 3, seed: 1, ..SkyConfig::default() };
+//! let field = simulate_sky(&cfg, &())?;
+//! assert_eq!(field.image.dim(), (32, 48));
+//! assert!(field.catalog.len() >= 5);
+//! // The same seed gives the same bits.
+//! assert_eq!(simulate_sky(&cfg, &())?.image, field.image);
+//! # Ok::<(), deepsky_sim::SimError>(())
+//! ```
 
 #![warn(missing_docs)]
 

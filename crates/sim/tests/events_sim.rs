@@ -518,7 +518,7 @@ mod events {
 
     fn invalid_name(cfg: EventConfig) -> String {
         match simulate_events(&cfg, &()) {
-            Err(SimError::InvalidParameter { name, .. }) => name,
+            Err(SimError::Config(e)) => e.key,
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("config should be rejected: {cfg:?}"),
         }

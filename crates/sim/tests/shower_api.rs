@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use deepsky_core::Validate;
 use deepsky_sim::shower::{
     shower_diagnostics, simulate_showers, Calorimeter, EnergySpec, Particle, ShowerConfig,
     ShowerSet,

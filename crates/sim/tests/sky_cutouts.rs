@@ -1,5 +1,6 @@
 //! Public behaviour of the cutout simulator (`deepsky_sim::cutouts`).
 
+use deepsky_core::Validate;
 use deepsky_sim::cutouts::{
     label_names, simulate_cutouts, CutoutConfig, CutoutSet, LABEL_ARTEFACT, LABEL_LENS,
     LABEL_MERGER, LABEL_NORMAL,
@@ -277,18 +278,4 @@ fn cutouts_invalid_parameters_are_rejected_by_name() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("rare_fracton"), "{err}");
-}
-
-/// The default set (2000 stamps of 64×64); run with `--ignored` to time it.
-#[test]
-#[ignore]
-fn cutouts_default_set_timing() {
-    let cfg = CutoutConfig::default();
-    let start = std::time::Instant::now();
-    let set = simulate_cutouts(&cfg, &()).unwrap();
-    eprintln!(
-        "simulate_cutouts default (2000 x 64x64): {:.2} s",
-        start.elapsed().as_secs_f64()
-    );
-    assert_eq!(set.label_counts(), [1960, 14, 13, 13]);
 }

@@ -1,5 +1,6 @@
 //! Public behaviour of the sky-field simulator (`deepsky_sim::sky`).
 
+use deepsky_core::Validate;
 use deepsky_sim::sky::{
     simulate_sky, ArtefactConfig, CardValue, ColumnData, Injection, NoiseConfig, Psf, SkyConfig,
     SkyField, SourceClass, TanWcs,

@@ -100,8 +100,12 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
         bar: Progress::new("training", (c.train.epochs * steps) as u64, "steps"),
     };
     let t1 = Instant::now();
-    let outcome = GanTrainer::new(&c.train).checkpoints(&frame.out.path("checkpoints")).resume(args.common.resume).hooks(&mut hooks).run(&gan)
-    .map_err(common::nn_error)?;
+    let outcome = GanTrainer::new(&c.train)
+        .checkpoints(&frame.out.path("checkpoints"))
+        .resume(args.common.resume)
+        .hooks(&mut hooks)
+        .run(&gan)
+        .map_err(common::nn_error)?;
     hooks.bar.finish();
     let t_train = t1.elapsed().as_secs_f64();
     gan.save(&frame.out.path("model"), outcome.state.epochs_done)

@@ -188,8 +188,12 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
     };
     let ckpt = frame.out.path("checkpoints");
     let t1 = Instant::now();
-    let outcome = GanTrainer::new(&cfg.train).checkpoints(&ckpt).resume(args.common.resume).hooks(&mut hooks).run(&gan)
-    .map_err(common::nn_error)?;
+    let outcome = GanTrainer::new(&cfg.train)
+        .checkpoints(&ckpt)
+        .resume(args.common.resume)
+        .hooks(&mut hooks)
+        .run(&gan)
+        .map_err(common::nn_error)?;
     let t_train = t1.elapsed().as_secs_f64();
     hooks.bar.finish();
     let checks = std::mem::take(&mut hooks.checks);

@@ -1,5 +1,12 @@
-//! Timing and physics numbers of the shower Monte Carlo, printed rather than asserted.
-//! Run with `cargo test -p deepsky-sim --release shower_bench -- --ignored --nocapture`.
+//! Timing and physics numbers of the shower Monte Carlo (the "Validation and cost" section of
+//! `deepsky_sim::shower`'s documentation), printed for reading rather than asserted: the
+//! asserted physics checks are in `tests/shower_physics.rs`.
+//!
+//! ```text
+//! cargo run -p deepsky-sim --release --example shower_bench            # both
+//! cargo run -p deepsky-sim --release --example shower_bench timings
+//! cargo run -p deepsky-sim --release --example shower_bench physics
+//! ```
 
 use std::time::Instant;
 
@@ -36,9 +43,8 @@ fn rate(threads: usize, e: f64, n: usize) -> (f64, f64) {
     (n as f64 / wall, n as f64 / cpu.max(1e-9))
 }
 
-#[test]
-#[ignore]
-fn shower_bench_timings() {
+/// Showers per second on 1 and 2 threads, by wall clock and per CPU-second.
+fn timings() {
     for (e, n) in [(1.0, 4000), (10.0, 400), (100.0, 60)] {
         let (w1, c1) = rate(1, e, n);
         let (w2, c2) = rate(2, e, n);
@@ -49,9 +55,8 @@ fn shower_bench_timings() {
     }
 }
 
-#[test]
-#[ignore]
-fn shower_bench_physics() {
+/// Shower maximum, containment, deposited and leaked fractions, response and resolution.
+fn physics() {
     let cal = Calorimeter::calogan();
     for p in [Particle::Electron, Particle::Photon] {
         for (e, n) in [(1.0, 400), (10.0, 200), (50.0, 100), (100.0, 50)] {
@@ -95,5 +100,21 @@ fn shower_bench_physics() {
             v.sqrt() / m,
             v.sqrt() / m * e.sqrt()
         );
+    }
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_default();
+    match what.as_str() {
+        "timings" => timings(),
+        "physics" => physics(),
+        "" => {
+            timings();
+            physics();
+        }
+        other => {
+            eprintln!("unknown study `{other}`: expected timings or physics");
+            std::process::exit(2);
+        }
     }
 }
