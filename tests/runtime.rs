@@ -222,3 +222,94 @@ fn ctrl_c_exits_130_keeps_outputs_and_resume_matches_uninterrupted() {
         "resumed weights differ from the uninterrupted run's"
     );
 }
+
+/// Every subcommand with a config: its `--dump-config` output documents every section and key
+/// (a `# ` comment line right above it, from the field's doc comment) and, given back with
+/// `-c`, resolves to the same config.
+#[test]
+fn every_dump_config_documents_every_key_and_reloads() {
+    let d = tempfile::tempdir().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["anomaly"],
+        vec!["anomaly", "-c", "pipelines/configs/anomaly.toml"],
+        vec!["detect", "predict", "--input", "x.fits"],
+        vec![
+            "detect",
+            "train",
+            "-c",
+            "pipelines/configs/detect_train.toml",
+        ],
+        vec![
+            "detect",
+            "evaluate",
+            "--catalog",
+            "c.fits",
+            "--truth",
+            "t.fits",
+        ],
+        vec!["detect", "merge", "shard0"],
+        vec!["fastsim", "train", "-c", "pipelines/configs/fastsim.toml"],
+        vec!["fastsim", "generate"],
+        vec!["fastsim", "validate"],
+        vec!["fastsim", "images"],
+        vec!["simulate", "sky", "-c", "pipelines/configs/sky.toml"],
+        vec!["simulate", "cutouts"],
+        vec!["simulate", "events", "--seed", "4"],
+        vec!["simulate", "showers", "--energy", "20", "-n", "5"],
+    ];
+    for (i, cmd) in commands.iter().enumerate() {
+        let mut args = cmd.clone();
+        args.push("--dump-config");
+        let o = deepsky(&args);
+        ok(&o);
+        let text = stdout(&o);
+        let lines: Vec<&str> = text.lines().collect();
+        let undocumented: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                l.starts_with('[') || (l.contains(" = ") && !l.starts_with([' ', '#']))
+            })
+            .filter(|(k, _)| *k == 0 || !lines[k - 1].starts_with("# "))
+            .map(|(_, l)| *l)
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "{cmd:?}: keys without a doc comment: {undocumented:?}"
+        );
+        let f = d.path().join(format!("dump{i}.toml"));
+        std::fs::write(&f, &text).unwrap();
+        // The dumped file alone (without the options that stand for settings) gives the same
+        // dump.
+        let mut again: Vec<&str> = cmd[..2.min(cmd.len())]
+            .iter()
+            .copied()
+            .filter(|w| !w.starts_with('-'))
+            .collect();
+        again.extend(required_args(cmd));
+        again.extend(["-c", f.to_str().unwrap(), "--dump-config"]);
+        let o = deepsky(&again);
+        ok(&o);
+        assert_eq!(stdout(&o), text, "{cmd:?} reloaded from its dump");
+    }
+}
+
+/// The arguments a command needs besides its config (inputs of a dump-only run).
+fn required_args<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < cmd.len() {
+        match cmd[i] {
+            "--input" | "--catalog" | "--truth" => {
+                out.extend([cmd[i], cmd[i + 1]]);
+                i += 2;
+            }
+            "shard0" => {
+                out.push("shard0");
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}

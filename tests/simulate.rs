@@ -199,7 +199,7 @@ fn bad_parameters_are_clear_errors_with_exit_2() {
         ),
         (
             vec!["simulate", "showers", "--energy", "10", "-n", "0"],
-            "n_showers",
+            "`showers`",
         ),
     ] {
         let mut a = args.clone();
@@ -244,4 +244,157 @@ fn bad_parameters_are_clear_errors_with_exit_2() {
         "[psf]\nprofile = \"lorentz\"\nfwhm = 1.0\n",
         "lorentz",
     );
+}
+
+#[test]
+fn showers_settings_layer_like_every_config_and_options_win() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("showers.toml");
+    std::fs::write(
+        &cfg,
+        "particle = \"gamma\"\nenergy_gev = 30.0\nshowers = 7\nseed = 3\nlayout = \"calochallenge\"\n",
+    )
+    .unwrap();
+    let dump = |extra: &[&str]| {
+        let mut args = vec!["simulate", "showers", "-c", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("--dump-config");
+        let o = deepsky(&args, 1);
+        ok(&o);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(text.contains("# Number of showers.\nshowers = "), "{text}");
+        text.parse::<toml::Table>().unwrap()
+    };
+    let t = dump(&[]);
+    assert_eq!(t["particle"].as_str(), Some("gamma"));
+    assert_eq!(t["energy_gev"].as_float(), Some(30.0));
+    assert_eq!(t["layout"].as_str(), Some("calochallenge"));
+    // --set wins over the file; options win over both, and a range replaces a fixed energy.
+    let t = dump(&[
+        "--set",
+        "showers=9",
+        "--set",
+        "seed=5",
+        "--seed",
+        "6",
+        "--energy-range",
+        "2,4",
+        "--layout",
+        "CaloGAN",
+    ]);
+    assert_eq!(t["showers"].as_integer(), Some(9));
+    assert_eq!(t["seed"].as_integer(), Some(6));
+    assert!(t.get("energy_gev").is_none(), "{t:?}");
+    assert_eq!(
+        t["energy_range_gev"].as_array().unwrap(),
+        &vec![toml::Value::Float(2.0), toml::Value::Float(4.0)]
+    );
+    assert_eq!(t["layout"].as_str(), Some("calogan"));
+    // A bad value set in a file is named with its file.
+    std::fs::write(&cfg, "showers = 0\n").unwrap();
+    let o = deepsky(
+        &[
+            "simulate",
+            "showers",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-o",
+            "/nonexistent/x.h5",
+        ],
+        1,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("showers.toml: `showers`: must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn outputs_carry_the_runs_provenance() {
+    let d = tempfile::tempdir().unwrap();
+    let sky = d.path().join("s.fits");
+    let showers = d.path().join("s.h5");
+    ok(&deepsky(
+        &[
+            "simulate",
+            "sky",
+            "--seed",
+            "3",
+            "--set",
+            "n_stars=5",
+            "--set",
+            "n_galaxies=5",
+            "--set",
+            "width=64",
+            "--set",
+            "height=64",
+            "-o",
+            sky.to_str().unwrap(),
+        ],
+        1,
+    ));
+    ok(&deepsky(
+        &[
+            "simulate",
+            "showers",
+            "-n",
+            "3",
+            "--energy",
+            "10",
+            "--seed",
+            "2",
+            "-o",
+            showers.to_str().unwrap(),
+        ],
+        1,
+    ));
+    for path in [sky.clone(), d.path().join("s_truth.fits")] {
+        fitsverify_ok(&path);
+        let mut f = FitsReader::open(&path).unwrap();
+        let h = f.header(&HduSelector::Index(0)).unwrap();
+        let card = |k: &str| {
+            h.cards()
+                .iter()
+                .find(|c| c.key == k)
+                .and_then(|c| c.value.clone())
+                .unwrap_or_else(|| panic!("{k} in {}", path.display()))
+        };
+        use deepsky_io::fits::CardValue;
+        assert_eq!(card("DSPIPE"), CardValue::Str("simulate sky".into()));
+        assert_eq!(card("SIMSEED"), CardValue::Int(3));
+        assert_eq!(card("DSSEED0"), CardValue::Int(3));
+        assert!(matches!(card("CREATOR"), CardValue::Str(s) if s.starts_with("deepsky ")));
+        let history: String = h
+            .cards()
+            .iter()
+            .filter(|c| c.key == "HISTORY")
+            .map(|c| c.comment.clone())
+            .collect();
+        assert!(history.contains("\"n_stars\":5"), "{history}");
+        assert!(history.contains("config sha256: "), "{history}");
+    }
+    let attrs: std::collections::BTreeMap<String, deepsky_io::h5::AttrValue> =
+        deepsky_io::h5::H5Reader::open(&showers)
+            .unwrap()
+            .root_attrs()
+            .unwrap()
+            .into_iter()
+            .collect();
+    let text = |k: &str| match &attrs[k] {
+        deepsky_io::h5::AttrValue::Str(s) => s.clone(),
+        v => panic!("{k}: {v:?}"),
+    };
+    let p: serde_json::Value = serde_json::from_str(&text("provenance")).unwrap();
+    assert_eq!(p["pipeline"], "simulate showers");
+    assert_eq!(p["seeds"]["simulation"], 2);
+    assert_eq!(p["config"]["showers"], 3);
+    assert_eq!(p["config"]["layout"], "calogan");
+    assert_eq!(text("config_sha256"), p["config_hash"].as_str().unwrap());
+    assert_eq!(
+        text("config"),
+        "{\"particle\":\"e-\",\"energy_gev\":Fixed(10.0),\"n_showers\":3,\"seed\":2,\"layout\":\"calogan\"}"
+    );
+    assert_eq!(text("deepsky_pipeline"), "simulate showers");
 }
