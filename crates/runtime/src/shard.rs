@@ -342,59 +342,57 @@ pub(crate) mod tests {
         assert!("x".parse::<Shard>().is_err());
     }
 
-    /// `detect predict` as submit sees it.
-    pub(crate) struct Predict;
+    /// A step over input files, as submit sees it.
+    pub(crate) struct Demo;
 
-    impl ShardedPipeline for Predict {
+    impl ShardedPipeline for Demo {
         fn words(&self) -> &'static [&'static str] {
-            &["detect", "predict"]
+            &["demo", "step"]
         }
         fn input_option(&self) -> Option<&'static str> {
-            Some("--input")
+            Some("--files")
         }
         fn refused(&self) -> &'static [&'static str] {
-            &["--truth"]
+            &["--plot"]
         }
         fn check(&self, _: &[String], _: usize) -> Result<Vec<String>, RunError> {
-            Ok(vec!["-c".into(), "detect.toml".into()])
+            Ok(vec![])
         }
         fn merge_words(&self) -> &'static [&'static str] {
-            &["detect", "merge"]
+            &["demo", "join"]
         }
         fn summary(&self, r: &serde_json::Value) -> String {
-            format!("{} detections", r["n"])
+            format!("{} items", r["n"])
         }
         fn product(&self) -> &'static str {
-            "catalog.fits"
+            "items.fits"
         }
     }
 
     #[test]
     fn options_submit_gives_are_refused_in_the_step() {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(Predict
-            .check_options(&words(&[
-                "detect", "predict", "-c", "a.toml", "--set", "x=1"
-            ]))
+        assert!(Demo
+            .check_options(&words(&["demo", "step", "-c", "a.toml", "--set", "x=1"]))
             .is_ok());
         for bad in [
-            "-o", "-oout", "--out=x", "--input", "--shard", "--truth", "--resume",
+            "-o", "-oout", "--out=x", "--files", "--shard", "--plot", "--resume",
         ] {
-            let e = Predict
-                .check_options(&words(&["detect", "predict", bad]))
+            let e = Demo
+                .check_options(&words(&["demo", "step", bad]))
                 .unwrap_err();
             assert!(
                 matches!(&e, RunError::Input(m) if m.contains(&format!("`{bad}`"))),
                 "{e}"
             );
         }
-        let e = Predict
-            .check_options(&words(&["detect", "predict", "--dump-config"]))
+        let e = Demo
+            .check_options(&words(&["demo", "step", "--dump-config"]))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "submit: `--dump-config` in the pipeline arguments: give --input and -o to \
-             `deepsky submit` itself (it adds --shard per task; --truth, --dump-config and \
+            "submit: `--dump-config` in the pipeline arguments: give --files and -o to \
+             `deepsky submit` itself (it adds --shard per task; --plot, --dump-config and \
              --resume do not apply)"
         );
     }

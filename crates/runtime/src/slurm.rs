@@ -568,12 +568,12 @@ mod tests {
 
     #[test]
     fn scripts_run_each_shard_and_then_the_merge() {
-        let words: Vec<String> = ["detect", "predict", "-c", "my config.toml"]
+        let words: Vec<String> = ["demo", "step", "-c", "my config.toml"]
             .map(String::from)
             .to_vec();
         let merge_options = ["-c".to_string(), "my config.toml".to_string()];
         let run = ShardedRun {
-            pipeline: &crate::shard::tests::Predict,
+            pipeline: &crate::shard::tests::Demo,
             words: &words,
             merge_options: &merge_options,
             out: Path::new("/o/run"),
@@ -584,22 +584,22 @@ mod tests {
         let sbatch = SbatchOptions::default();
         assert_eq!(
             run.array_script(&sbatch, &[0, 2]),
-            "#!/bin/bash\n#SBATCH --job-name=deepsky-detect\n\
+            "#!/bin/bash\n#SBATCH --job-name=deepsky-demo\n\
              #SBATCH --output=/o/run/logs/shard-%a.log\n#SBATCH --chdir=/w\n\
              #SBATCH --array=0,2\n\
              # deepsky submit: task K of the array runs shard K/3 of the inputs in inputs.txt.\n\
              set -euo pipefail\nK=$SLURM_ARRAY_TASK_ID\n\
-             exec /bin/deepsky --threads \"${SLURM_CPUS_PER_TASK:-1}\" detect predict -c 'my config.toml' \\\n    \
-             --input @/o/run/inputs.txt --shard \"$K/3\" -o /o/run/shards/\"$K\"\n"
+             exec /bin/deepsky --threads \"${SLURM_CPUS_PER_TASK:-1}\" demo step -c 'my config.toml' \\\n    \
+             --files @/o/run/inputs.txt --shard \"$K/3\" -o /o/run/shards/\"$K\"\n"
         );
         assert_eq!(
             run.merge_script(&sbatch),
-            "#!/bin/bash\n#SBATCH --job-name=deepsky-detect-merge\n\
+            "#!/bin/bash\n#SBATCH --job-name=deepsky-demo-merge\n\
              #SBATCH --output=/o/run/logs/merge.log\n#SBATCH --chdir=/w\n\
              #SBATCH --kill-on-invalid-dep=yes\n\
              # deepsky submit: merge the 3 shards into one result, as one unsharded run writes it.\n\
              set -euo pipefail\n\
-             exec /bin/deepsky detect merge -c 'my config.toml' -o /o/run \\\n    \
+             exec /bin/deepsky demo join -c 'my config.toml' -o /o/run \\\n    \
              /o/run/shards/0 \\\n    /o/run/shards/1 \\\n    /o/run/shards/2\n"
         );
     }
@@ -611,7 +611,7 @@ mod tests {
         let m = SubmitManifest {
             cwd: "/w".into(),
             inputs: vec![],
-            pipeline: vec!["detect".into(), "predict".into()],
+            pipeline: vec!["demo".into(), "step".into()],
             shards: 3,
             submissions: vec![],
         };
@@ -637,12 +637,12 @@ mod tests {
             "x\ndeepsky: error: s3.fits: bad\n\n",
         )
         .unwrap();
-        let (lines, outcome) = status(out, &crate::shard::tests::Predict, &m);
+        let (lines, outcome) = status(out, &crate::shard::tests::Demo, &m);
         let log = out.join("logs/shard-1.log").display().to_string();
         assert_eq!(
             lines,
             [
-                "shard 0/3: done: 4 detections".to_string(),
+                "shard 0/3: done: 4 items".to_string(),
                 format!("shard 1/3: FAILED: status bad-input, exit code 2; log {log}: deepsky: error: s3.fits: bad"),
                 "shard 2/3: MISSING: never ran".to_string(),
                 "merge: not run".to_string(),
@@ -652,13 +652,13 @@ mod tests {
         assert!(e.contains("shard 1/3 failed") && e.contains(&log), "{e}");
         record(out, Ok(()), r#"{"n": 9, "merged_shards": 3}"#);
         assert!(merged(out));
-        let (lines, outcome) = status(out, &crate::shard::tests::Predict, &m);
+        let (lines, outcome) = status(out, &crate::shard::tests::Demo, &m);
         assert!(outcome.is_ok());
         assert_eq!(
             lines.last().unwrap(),
             &format!(
-                "merge: done: 9 detections in {}",
-                out.join("catalog.fits").display()
+                "merge: done: 9 items in {}",
+                out.join("items.fits").display()
             )
         );
     }
