@@ -8,7 +8,7 @@
 //!
 //! For 32×32 single-channel stamps of seeded random data: the dense AE (widths [256, 64],
 //! latent 8) and the conv AE (widths [8, 16, 32], latent 8), silu + batch norm, MSE loss,
-//! trained through `Trained::fit` (the shared loop: AdamW, warm-up + cosine schedule, gradient
+//! trained through `AeModel::fit` (the shared loop: AdamW, warm-up + cosine schedule, gradient
 //! clipping at 5) with batch 32 on 1024 examples (32 steps per epoch), no validation.
 //! The first epoch (32 steps) is warm-up and not timed; the timed part is the following
 //! `--steps` optimiser steps (rounded up to whole epochs). Threads: `RAYON_NUM_THREADS` (read
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use deepsky_nn::train::{Hooks, TrainConfig, Trainer};
-use deepsky_repr::fit::Trained;
+use deepsky_repr::fit::AeModel;
 use deepsky_repr::model::{ArchKind, ModelConfig};
 use deepsky_repr::normalise::Normaliser;
 use ndarray::Array2;
@@ -167,10 +167,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             other => return Err(format!("unknown model {other:?} (dense or conv)").into()),
         };
-        let ae = Trained::new(&cfg, &SHAPE, Normaliser::Identity, 1, &Device::Cpu)?;
+        let ae = AeModel::init(&cfg, &SHAPE, Normaliser::Identity, 1, &Device::Cpu)?;
         // Trainable parameters (batch norm's running statistics are variables too, but not trained).
         let params: usize = {
-            let vars = ae.vars.varmap().data().lock().expect("varmap lock");
+            let vars = ae.varmap().data().lock().expect("varmap lock");
             vars.iter()
                 .filter(|(k, _)| !k.contains("running_"))
                 .map(|(_, v)| v.as_tensor().elem_count())

@@ -1,5 +1,5 @@
-//! Training an autoencoder through the shared loop, scoring objects, and saving/loading the
-//! model with its normalisation.
+//! An autoencoder with its weights and normalisation ([`AeModel`]): initialise or load it,
+//! train it through deepsky-nn's shared loop, score objects, save it.
 
 use std::path::Path;
 
@@ -29,16 +29,14 @@ pub struct ModelCard {
     pub seed: u64,
 }
 
-/// A model with its parameters and normalisation.
-pub struct Trained {
-    /// The parameters.
-    pub vars: SeededVarMap,
-    /// The network.
-    pub model: Autoencoder,
-    /// How to rebuild it.
-    pub card: ModelCard,
-    /// Where it computes.
-    pub device: Device,
+/// An autoencoder network with its weights, the normalisation of its inputs and the card that
+/// rebuilds it: freshly initialised ([`AeModel::init`]), trained in place ([`AeModel::fit`]) or
+/// loaded ([`AeModel::load`]).
+pub struct AeModel {
+    vars: SeededVarMap,
+    network: Autoencoder,
+    card: ModelCard,
+    device: Device,
 }
 
 struct AeTask<'a> {
@@ -86,21 +84,21 @@ pub fn to_tensor(
     Tensor::from_vec(flat, dims, device)
 }
 
-impl Trained {
-    /// A freshly initialised model for normalised examples of `shape`.
-    pub fn new(
+impl AeModel {
+    /// A model with fresh seeded weights for examples of `shape`, normalised by `normaliser`.
+    pub fn init(
         model: &ModelConfig,
         shape: &[usize],
         normaliser: Normaliser,
         seed: u64,
         device: &Device,
-    ) -> Result<Trained, NnError> {
+    ) -> Result<AeModel, NnError> {
         model.validate_for(shape).map_err(|e| e.within("model"))?;
         let vars = SeededVarMap::new(seed);
-        let net = Autoencoder::new(model, shape, vars.builder(device).pp("ae"))?;
-        Ok(Trained {
+        let network = Autoencoder::new(model, shape, vars.builder(device).pp("ae"))?;
+        Ok(AeModel {
             vars,
-            model: net,
+            network,
             card: ModelCard {
                 format_version: 1,
                 model: model.clone(),
@@ -112,6 +110,36 @@ impl Trained {
         })
     }
 
+    /// The network.
+    pub fn network(&self) -> &Autoencoder {
+        &self.network
+    }
+
+    /// How to rebuild the model: architecture, input shape, normalisation, seed.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// The fitted normalisation of its inputs.
+    pub fn normaliser(&self) -> &Normaliser {
+        &self.card.normaliser
+    }
+
+    /// Shape of one example.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.card.input_shape
+    }
+
+    /// The variables (weights and batch-norm statistics), by name.
+    pub fn varmap(&self) -> &candle_nn::VarMap {
+        self.vars.varmap()
+    }
+
+    /// Where it computes.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Train on already-normalised rows, with the loop `trainer` describes (settings,
     /// checkpoints, resume, hooks).
     pub fn fit(
@@ -121,7 +149,7 @@ impl Trained {
     ) -> Result<TrainOutcome, NnError> {
         let data = to_tensor(normalised, &self.card.input_shape, &self.device)?;
         let task = AeTask {
-            model: &self.model,
+            model: &self.network,
             data: &data,
             seed: trainer.config().seed,
         };
@@ -129,7 +157,7 @@ impl Trained {
     }
 
     /// Scores for already-normalised rows, in batches.
-    pub fn score(&self, normalised: &Array2<f32>, batch: usize) -> Result<Scores, NnError> {
+    pub fn score(&self, normalised: &Array2<f32>, batch: usize) -> Result<AeScores, NnError> {
         let n = normalised.nrows();
         let mut recon = Vec::with_capacity(n);
         let mut kl = Vec::new();
@@ -139,7 +167,7 @@ impl Trained {
         while start < n {
             let len = batch.min(n - start);
             let x = data.narrow(0, start, len)?;
-            let losses = self.model.losses(&x, false, None)?;
+            let losses = self.network.losses(&x, false, None)?;
             recon.extend(losses.recon.to_vec1::<f32>()?.into_iter().map(f64::from));
             if let Some(k) = losses.kl {
                 kl.extend(k.to_vec1::<f32>()?.into_iter().map(f64::from));
@@ -160,7 +188,7 @@ impl Trained {
                     .collect(),
             )
         };
-        Ok(Scores {
+        Ok(AeScores {
             recon,
             neg_elbo,
             latent,
@@ -170,7 +198,7 @@ impl Trained {
     /// Reconstructions of selected normalised rows (for galleries), as rows.
     pub fn reconstruct_rows(&self, normalised: &Array2<f32>) -> Result<Array2<f32>, NnError> {
         let x = to_tensor(normalised, &self.card.input_shape, &self.device)?;
-        let (xhat, _) = self.model.reconstruct(&x, false, None)?;
+        let (xhat, _) = self.network.reconstruct(&x, false, None)?;
         let v = xhat.flatten_all()?.to_vec1::<f32>()?;
         Ok(Array2::from_shape_vec(normalised.raw_dim(), v).expect("same shape"))
     }
@@ -180,8 +208,8 @@ impl Trained {
         deepsky_nn::checkpoint::save_model(self.vars.varmap(), &self.card, dir)
     }
 
-    /// Load a model saved by [`Trained::save`].
-    pub fn load(dir: &Path, device: &Device) -> Result<Trained, NnError> {
+    /// Load a model saved by [`AeModel::save`].
+    pub fn load(dir: &Path, device: &Device) -> Result<AeModel, NnError> {
         let path = dir.join("model.json");
         let card: ModelCard = deepsky_nn::checkpoint::load_card(dir, "deepsky")?;
         if card.format_version != 1 {
@@ -193,7 +221,7 @@ impl Trained {
                 ),
             ));
         }
-        let t = Trained::new(
+        let t = AeModel::init(
             &card.model,
             &card.input_shape,
             card.normaliser.clone(),
@@ -206,8 +234,8 @@ impl Trained {
 }
 
 /// Per-object results of scoring.
-#[derive(Debug, Clone)]
-pub struct Scores {
+#[derive(Debug, Clone, PartialEq)]
+pub struct AeScores {
     /// Mean squared reconstruction error (in normalised units).
     pub recon: Vec<f64>,
     /// Negative ELBO per feature (VAE only): reconstruction error + β·KL/features.

@@ -8,6 +8,7 @@
 //! on the small projected matrix) above that — the dense solver alone took 160 s for the
 //! 1024 pixels of a 32×32 stamp.
 
+use deepsky_core::config::{ensure, ConfigError, Validate};
 use linfa::prelude::*;
 use linfa::DatasetBase;
 use linfa_clustering::{Dbscan, GaussianMixtureModel, KMeans};
@@ -244,6 +245,13 @@ impl Default for ClusterConfig {
             min_points: 5,
             seed: 1,
         }
+    }
+}
+
+impl Validate for ClusterConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(self.k >= 1, "k", "must be at least 1")?;
+        ensure(self.eps > 0.0, "eps", "must be positive")
     }
 }
 

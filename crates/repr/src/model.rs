@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use deepsky_core::config::ConfigError;
+use deepsky_core::config::{ensure, ConfigError, Validate};
 use deepsky_nn::layers::{self, Act, Conv2d, Norm, NormKind};
 use deepsky_nn::layers::{dense, Dense};
 use schemars::JsonSchema;
@@ -57,20 +57,24 @@ impl Default for ModelConfig {
 /// Shape of one example: `[features]` for tables, `[channels, height, width]` for stamps.
 pub type InputShape = Vec<usize>;
 
+impl Validate for ModelConfig {
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        ensure(self.latent >= 1, "latent", "must be at least 1")?;
+        ensure(
+            !self.widths.is_empty() && !self.widths.contains(&0),
+            "widths",
+            "needs at least one non-zero width",
+        )?;
+        ensure(self.beta >= 0.0, "beta", "must be >= 0")
+    }
+}
+
 impl ModelConfig {
     /// Check the config, and that it fits examples of shape `input`; keys relative to the
     /// `[model]` section.
     pub fn validate_for(&self, input: &[usize]) -> std::result::Result<(), ConfigError> {
+        self.validate()?;
         let bad = |k: &str, m: String| Err(ConfigError::at(k, m));
-        if self.latent == 0 {
-            return bad("latent", "must be at least 1".into());
-        }
-        if self.widths.is_empty() || self.widths.contains(&0) {
-            return bad("widths", "needs at least one non-zero width".into());
-        }
-        if !(self.beta >= 0.0) {
-            return bad("beta", "must be >= 0".into());
-        }
         if self.kind == ArchKind::Conv {
             if input.len() != 3 {
                 return bad("kind", format!("`conv` needs image stamps, the input has shape {input:?}; use `dense` for tables"));
