@@ -15,8 +15,8 @@
 
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use deepsky_nn::layers::{self, conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use deepsky_core::config::{ensure, ConfigError, Validate};
+use deepsky_nn::layers::{self, conv2d, conv2d_no_bias, upsample_nearest, Conv2d, Norm, NormKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -63,14 +63,21 @@ impl DetectorConfig {
             ModelSize::S => [32, 64, 128, 256],
         }
     }
-
 }
 
 impl Validate for DetectorConfig {
     /// Range checks, keys relative to the `[model]` section.
     fn validate(&self) -> std::result::Result<(), ConfigError> {
-        ensure(self.depth >= 1 && self.depth <= 4, "depth", "must be 1 to 4")?;
-        ensure(!self.classes.is_empty(), "classes", "needs at least one class")
+        ensure(
+            self.depth >= 1 && self.depth <= 4,
+            "depth",
+            "must be 1 to 4",
+        )?;
+        ensure(
+            !self.classes.is_empty(),
+            "classes",
+            "needs at least one class",
+        )
     }
 }
 
@@ -159,8 +166,9 @@ struct Head {
     box_out: Conv2d,
 }
 
-/// The detector.
-pub struct Detector {
+/// The detector network (its weights live in the [`VarBuilder`] it was built from; with its
+/// model card it is a [`crate::Detector`]).
+pub struct DetectorNet {
     stem: ConvBn,
     down: [ConvBn; 3],
     stages: [C2f; 3],
@@ -197,9 +205,9 @@ pub fn anchors(h: usize, w: usize) -> Vec<(f32, f32, f32)> {
     out
 }
 
-impl Detector {
+impl DetectorNet {
     /// Build the network under `vb` (parameter names are stable: they are the checkpoint's).
-    pub fn new(cfg: &DetectorConfig, vb: VarBuilder) -> Result<Detector> {
+    pub fn new(cfg: &DetectorConfig, vb: VarBuilder) -> Result<DetectorNet> {
         let [w0, w1, w2, w3] = cfg.widths();
         let d = cfg.depth;
         let nc = cfg.classes.len();
@@ -235,7 +243,7 @@ impl Detector {
                 box_out: conv2d(hc, 4, 1, 1, 0, vb.pp("box_out"))?,
             });
         }
-        Ok(Detector {
+        Ok(DetectorNet {
             stem,
             down,
             stages,
