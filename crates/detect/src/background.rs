@@ -25,9 +25,9 @@
 //! assert!((bkg.global_level - 12.0).abs() < 0.5);
 //! ```
 
+use deepsky_core::config::{ConfigError, Validate};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
-use deepsky_core::config::{ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -1208,10 +1208,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(
-                bad.validate().is_err(),
-                "{bad:?}"
-            );
+            assert!(bad.validate().is_err(), "{bad:?}");
         }
         let cfg: BackgroundConfig = serde_json::from_str(r#"{"mesh_size": 32}"#).unwrap();
         assert_eq!(
