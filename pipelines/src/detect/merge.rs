@@ -9,13 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use deepsky_io::fits::{Card, FitsReader, HduSelector};
+use deepsky_detect::catalog;
+use deepsky_detect::report::PredictReport;
 use deepsky_runtime::{RunError, Shard};
-use polars::prelude::*;
 use serde_json::{json, Value};
 
-use super::catalog;
-use super::predict::summary_report;
+use super::{detect_error, write_catalog};
 use crate::common::RunFrame;
 
 /// Is this shard folder a finished, successful shard (report.json and a provenance.json
@@ -38,7 +37,7 @@ pub fn read_json(path: &Path) -> Result<Value, RunError> {
 struct Part {
     shard: Shard,
     dir: PathBuf,
-    report: Value,
+    report: PredictReport,
     provenance: Value,
 }
 
@@ -59,9 +58,13 @@ fn read_part(dir: &Path) -> Result<Part, RunError> {
             provenance["exit_code"]
         )));
     }
-    let report = read_json(&dir.join("report.json"))?;
-    let shard: Shard = report["shard"]
-        .as_str()
+    let path = dir.join("report.json");
+    let report: PredictReport = serde_json::from_value(read_json(&path)?)
+        .map_err(|e| RunError::input(format!("{}: {e}", path.display())))?;
+    let shard: Shard = report
+        .summary
+        .shard
+        .as_deref()
         .ok_or_else(|| {
             RunError::input(format!(
                 "{}: report.json has no `shard`: not the output of a `detect predict --shard K/N` run",
@@ -76,41 +79,6 @@ fn read_part(dir: &Path) -> Result<Part, RunError> {
         report,
         provenance,
     })
-}
-
-/// The catalogue of one shard and its primary header's own cards.
-fn read_catalog(dir: &Path) -> Result<(DataFrame, Vec<Card>), RunError> {
-    let path = dir.join("catalog.fits");
-    let mut f = FitsReader::open(&path)?;
-    let header = f.header(&HduSelector::Index(0))?;
-    let cards = header
-        .cards()
-        .iter()
-        .filter(|c| ["IMAGE", "NIMAGES", "MODEL", "APERRAD"].contains(&c.key.as_str()))
-        .cloned()
-        .collect();
-    let mut df = f
-        .read_table(&"CATALOG".parse().expect("infallible"), None)?
-        .data;
-    // FITS pads strings with blanks, which carry no meaning (FITS standard 7.3.3.1).
-    let names: Vec<PlSmallStr> = df
-        .columns()
-        .iter()
-        .filter(|c| c.dtype() == &DataType::String)
-        .map(|c| c.name().clone())
-        .collect();
-    for name in names {
-        let trimmed: Vec<Option<String>> = df
-            .column(&name)
-            .and_then(|c| c.str().cloned())
-            .map_err(|e| RunError::failed(format!("{}: {e}", path.display())))?
-            .iter()
-            .map(|v| v.map(|s| s.trim_end().to_string()))
-            .collect();
-        df.with_column(Column::new(name, trimmed))
-            .map_err(|e| RunError::failed(format!("{}: {e}", path.display())))?;
-    }
-    Ok((df, cards))
 }
 
 /// Merge the shard folders into `frame`'s output folder.
@@ -142,29 +110,32 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
     }
     let shards: Vec<Shard> = parts.iter().map(|p| p.shard).collect();
     Shard::check_complete(&shards).map_err(RunError::input)?;
-    let total = &parts[0].report["inputs_total"];
-    let model = parts[0].report["model"].clone();
+    let first = &parts[0].report.summary;
+    let (total, model, classes) = (
+        first.inputs_total,
+        first.model.clone(),
+        first.classes.clone(),
+    );
     for p in &parts {
-        if p.report["inputs_total"] != *total || p.report["model"] != model {
+        let s = &p.report.summary;
+        if s.inputs_total != total || s.model != model {
             return Err(RunError::input(format!(
-                "{}: this shard ran over {} images with model {}, {} over {} with {}: not the same run",
+                "{}: this shard ran over {} images with model {:?}, {} over {} with {:?}: not the same run",
                 p.dir.display(),
-                p.report["inputs_total"],
-                p.report["model"],
+                s.inputs_total,
+                s.model,
                 parts[0].dir.display(),
                 total,
                 model
             )));
         }
     }
-    let total = total.as_u64().unwrap_or(0) as usize;
-    let multi = total > 1;
 
     // Rows in shard order, numbered again from 1.
     let mut frames = Vec::new();
     let mut cards = Vec::new();
     for p in &parts {
-        let (df, c) = read_catalog(&p.dir)?;
+        let (df, c) = catalog::read_catalog(&p.dir.join("catalog.fits")).map_err(detect_error)?;
         if cards.is_empty() {
             cards = c;
         }
@@ -174,72 +145,43 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
                 .provenance
                 .input(&p.dir.join(f), &format!("shard {}", p.shard))?;
         }
+        let prov = &p.provenance;
         frame.provenance.shards.push(json!({
             "shard": p.shard.to_string(),
             "dir": p.dir.display().to_string(),
-            "status": p.provenance["status"],
-            "started": p.provenance["started"],
-            "finished": p.provenance["finished"],
-            "host": p.provenance["host"],
-            "command_line": p.provenance["command_line"],
-            "config_hash": p.provenance["config_hash"],
-            "inputs": p.provenance["inputs"],
+            "status": prov["status"],
+            "started": prov["started"],
+            "finished": prov["finished"],
+            "host": prov["host"],
+            "command_line": prov["command_line"],
+            "config_hash": prov["config_hash"],
+            "inputs": prov["inputs"],
         }));
     }
-    let mut df = frames[0].clone();
-    for other in &frames[1..] {
-        df.vstack_mut(other).map_err(|e| {
-            RunError::input(format!(
-                "the shards' catalogues have different columns: {e}"
-            ))
-        })?;
-    }
-    df.rechunk_mut();
-    let n = df.height();
-    df.with_column(Column::new(
-        "id".into(),
-        (1..=n as i64).collect::<Vec<i64>>(),
-    ))
-    .map_err(|e| RunError::failed(format!("catalogue: {e}")))?;
-    let classes: Vec<String> = parts[0].report["classes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let df = catalog::concat(&frames).map_err(detect_error)?;
     let (_, mut meta) = catalog::catalog_frame(&[], &classes, None);
     catalog::add_image_meta(&mut meta);
-    catalog::write_catalog(frame, "catalog", &df, &meta, &cards)?;
-    for name in ["catalog.fits", "catalog.csv"] {
-        frame.provenance.output(name, "catalogue");
-    }
+    write_catalog(frame, &df, &meta, &cards)?;
 
     // Each image's own products, copied from the shard that made them.
     let mut records = Vec::new();
-    for p in &parts {
-        for r in p.report["images"].as_array().cloned().unwrap_or_default() {
-            for f in ["outputs", "plots"]
-                .iter()
-                .flat_map(|k| r[*k].as_array().cloned().unwrap_or_default())
-            {
-                let rel = f.as_str().unwrap_or_default();
+    for p in parts {
+        for r in p.report.summary.images {
+            for rel in r.outputs.iter().chain(&r.plots) {
                 copy_into(&p.dir.join(rel), &frame.out.path(rel))?;
                 frame.provenance.output(rel, "per-image product");
             }
             records.push(r);
         }
     }
-    let model_dir = PathBuf::from(model.as_str().unwrap_or_default());
-    let mut report = summary_report(&records, multi, &model_dir, &classes);
-    report["inputs_total"] = json!(total);
-    report["merged_shards"] = json!(count);
+    let n_images = records.len();
+    let mut report =
+        PredictReport::summarise(records, total > 1, Path::new(&model), &classes, total);
+    report.summary.merged_shards = Some(count);
     frame.out.write_report(&report)?;
     eprintln!(
-        "merged {count} shards: {} detections in {} images; catalogue in {}",
-        n,
-        records.len(),
+        "merged {count} shards: {} detections in {n_images} images; catalogue in {}",
+        df.height(),
         frame.out.path("catalog.fits").display()
     );
     Ok(())

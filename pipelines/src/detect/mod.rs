@@ -10,20 +10,20 @@
 //! - `merge`: combine the output folders of `predict --shard K/N` runs into what one
 //!   unsharded run writes (`deepsky submit` runs the shards as a Slurm job array).
 
-mod catalog;
-mod config;
 mod evaluate;
 pub mod inputs;
 mod merge;
 mod predict;
 mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use deepsky_io::fits::{Card, FitsWriter, TableMeta};
 use deepsky_runtime::RunError;
+use polars::prelude::DataFrame;
 
-pub use config::DetectConfig;
+pub use deepsky_detect::config::DetectConfig;
 pub use merge::{read_json as merge_read_json, shard_done};
 
 use crate::common::{self, PipelineArgs, RunFrame};
@@ -123,7 +123,52 @@ pub fn detect_error(e: deepsky_detect::DetectError) -> RunError {
     match e {
         E::Nn(n) => common::nn_error(n),
         E::InvalidConfig(e) => RunError::from(e),
+        E::Io(e) => RunError::from(e),
         e @ E::Input(_) => RunError::Input(e.to_string()),
         e => RunError::Failed(e.to_string()),
     }
+}
+
+/// Write the catalogue: catalog.fits (provenance cards and `cards` in the primary header, the
+/// table in the CATALOG extension) and catalog.csv.
+fn write_catalog(
+    frame: &mut RunFrame,
+    df: &DataFrame,
+    meta: &TableMeta,
+    cards: &[Card],
+) -> Result<(), RunError> {
+    let mut header = frame.provenance.fits_cards();
+    header.extend_from_slice(cards);
+    let mut fits = FitsWriter::create(frame.out.path("catalog.fits"))?;
+    fits.write_primary_header(&header)?;
+    fits.write_table(deepsky_detect::catalog::CATALOG_HDU, df, meta, &[])?;
+    fits.finish()?;
+    deepsky_io::tabular::write_csv(frame.out.path("catalog.csv"), df)?;
+    for name in deepsky_detect::report::CATALOG_FILES {
+        frame.provenance.output(name, "catalogue");
+    }
+    Ok(())
+}
+
+/// Save `plot` as `dir/stem.<format>` in each format; the paths written.
+fn save_plot<P: deepsky_plot::Plot>(
+    plot: &P,
+    dir: &Path,
+    stem: &str,
+    formats: &[deepsky_plot::Format],
+) -> Result<Vec<PathBuf>, RunError> {
+    deepsky_plot::save_formats(plot, dir.join(stem), formats)
+        .map_err(|e| RunError::failed(format!("plot: {e}")))
+}
+
+/// `paths` relative to the output folder, as report.json lists files.
+fn relative_paths(frame: &RunFrame, paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            p.strip_prefix(frame.out.root())
+                .ok()
+                .map(|r| r.display().to_string())
+        })
+        .collect()
 }
