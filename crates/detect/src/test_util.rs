@@ -2,6 +2,7 @@
 
 use deepsky_core::math::erf;
 use ndarray::Array2;
+use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use rand_pcg::Pcg64;
 
@@ -38,4 +39,24 @@ pub fn flux_for_snr(snr: f64, sigma: f64, noise: f64) -> f64 {
     add_gaussian(&mut img, 20.0, 20.0, sigma, 1.0);
     let sum_sq: f64 = img.iter().map(|&v| (v as f64) * (v as f64)).sum();
     snr * noise / sum_sq.sqrt()
+}
+
+/// Adds a 7×7 grid of Gaussian sources 64 px apart (from (40, 40), at random sub-pixel offsets)
+/// to a 512×512 image; their 0-based `(row, col)` centres.
+pub fn source_grid(
+    img: &mut Array2<f32>,
+    rng: &mut Pcg64,
+    sigma: f64,
+    flux: f64,
+) -> Vec<(f64, f64)> {
+    let mut centres = Vec::new();
+    for i in 0..7 {
+        for j in 0..7 {
+            let row = 40.0 + 64.0 * i as f64 + rng.random::<f64>();
+            let col = 40.0 + 64.0 * j as f64 + rng.random::<f64>();
+            add_gaussian(img, row, col, sigma, flux);
+            centres.push((row, col));
+        }
+    }
+    centres
 }

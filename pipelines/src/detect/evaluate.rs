@@ -8,7 +8,7 @@ use deepsky_detect::model::DetectorConfig;
 use deepsky_detect::report::EvaluateReport;
 use deepsky_runtime::RunError;
 
-use super::{detect_error, relative_paths, save_plot, EvaluateArgs};
+use super::{detect_error, EvaluateArgs, Plots};
 use crate::common::RunFrame;
 
 pub fn run(args: &EvaluateArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result<(), RunError> {
@@ -19,19 +19,16 @@ pub fn run(args: &EvaluateArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Res
     let dets = read_detections(&args.catalog).map_err(detect_error)?;
     let e = evaluate(&dets, &truth, &classes, &cfg.evaluate);
     let formats = crate::common::plot_formats(&cfg.output.plots)?;
-    let plot_dir = frame.out.path("plots");
-    std::fs::create_dir_all(&plot_dir)
-        .map_err(|e| RunError::failed(format!("{}: {e}", plot_dir.display())))?;
-    let mut written = Vec::new();
+    let mut plots = Plots::new(frame, "plots", &formats)?;
     for (stem, plot) in snr_curves(&[(args.label.as_str(), &e)]) {
-        written.extend(save_plot(&plot, &plot_dir, stem, &formats)?);
+        plots.save(&plot, stem)?;
     }
     let report = EvaluateReport {
         evaluation: e,
         label: args.label.clone(),
         catalog: args.catalog.display().to_string(),
         truth: args.truth.display().to_string(),
-        plots: relative_paths(frame, &written),
+        plots: plots.written,
     };
     frame.out.write_report(&report)?;
     let e = &report.evaluation;

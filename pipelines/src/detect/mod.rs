@@ -16,7 +16,7 @@ mod merge;
 mod predict;
 mod train;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use deepsky_io::fits::{Card, FitsWriter, TableMeta};
@@ -150,25 +150,42 @@ fn write_catalog(
     Ok(())
 }
 
-/// Save `plot` as `dir/stem.<format>` in each format; the paths written.
-fn save_plot<P: deepsky_plot::Plot>(
-    plot: &P,
-    dir: &Path,
-    stem: &str,
-    formats: &[deepsky_plot::Format],
-) -> Result<Vec<PathBuf>, RunError> {
-    deepsky_plot::save_formats(plot, dir.join(stem), formats)
-        .map_err(|e| RunError::failed(format!("plot: {e}")))
+/// A folder of plots being written in the configured formats.
+struct Plots {
+    dir: PathBuf,
+    root: PathBuf,
+    formats: Vec<deepsky_plot::Format>,
+    /// The files written, relative to the output folder (as report.json lists them).
+    written: Vec<String>,
 }
 
-/// `paths` relative to the output folder, as report.json lists files.
-fn relative_paths(frame: &RunFrame, paths: &[PathBuf]) -> Vec<String> {
-    paths
-        .iter()
-        .filter_map(|p| {
-            p.strip_prefix(frame.out.root())
-                .ok()
-                .map(|r| r.display().to_string())
+impl Plots {
+    /// The folder `name` of the output folder, created.
+    fn new(
+        frame: &RunFrame,
+        name: &str,
+        formats: &[deepsky_plot::Format],
+    ) -> Result<Plots, RunError> {
+        let dir = frame.out.path(name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RunError::failed(format!("{}: {e}", dir.display())))?;
+        let root = frame.out.root().to_path_buf();
+        let formats = formats.to_vec();
+        Ok(Plots {
+            dir,
+            root,
+            formats,
+            written: Vec::new(),
         })
-        .collect()
+    }
+
+    /// Save `plot` as `stem.<format>` in each format.
+    fn save<P: deepsky_plot::Plot>(&mut self, plot: &P, stem: &str) -> Result<(), RunError> {
+        let paths = deepsky_plot::save_formats(plot, self.dir.join(stem), &self.formats)
+            .map_err(|e| RunError::failed(format!("plot: {e}")))?;
+        let relative = paths.iter().filter_map(|p| p.strip_prefix(&self.root).ok());
+        self.written
+            .extend(relative.map(|r| r.display().to_string()));
+        Ok(())
+    }
 }

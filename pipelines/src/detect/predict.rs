@@ -13,16 +13,15 @@ use deepsky_detect::{catalog, figures, measure, predict, Detector};
 use deepsky_io::wcs::Wcs;
 use deepsky_runtime::{Progress, RunError, Shard};
 
-use super::{detect_error, inputs, relative_paths, save_plot, write_catalog, PredictArgs};
+use super::{detect_error, inputs, write_catalog, Plots, PredictArgs};
 use crate::common::{self, RunFrame};
 
 /// What one image gave: its objects, its record for report.json, and (with `--truth`) the
-/// evaluation and the matched truth ids.
+/// evaluation.
 struct ImageResult {
     objects: Vec<MeasuredObject>,
     record: ImageRecord,
     evaluation: Option<TruthReport>,
-    truth_ids: Option<Vec<i64>>,
 }
 
 /// Folder of per-image products in runs over several images.
@@ -91,18 +90,17 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
         objects.extend(r.objects.iter().cloned());
         image_names.extend(r.objects.iter().map(|_| p.display().to_string()));
     }
-    let truth_ids = results.first().and_then(|r| r.truth_ids.clone());
+    // Only a one-image run has an evaluation.
+    let evaluation = results.first_mut().and_then(|r| r.evaluation.take());
+    let truth_ids = evaluation.as_ref().map(|e| e.detector.truth_ids());
     let (df, meta) = catalog::catalog_frame(&objects, classes, truth_ids.as_deref());
     let (df, meta) = catalog::with_image_column(df, meta, image_names);
     let cards = catalog::header_cards(&images, &model_dir, cfg.photometry.aperture_radius);
     write_catalog(frame, &df, &meta, &cards)?;
 
-    let evaluation = results.first_mut().and_then(|r| r.evaluation.take());
     let records = results.into_iter().map(|r| r.record).collect();
     let mut report = PredictReport::summarise(records, multi, &model_dir, classes, images.len());
-    if !multi {
-        report.evaluation = evaluation;
-    }
+    report.evaluation = evaluation;
     report.summary.truth = args.truth.as_ref().map(|t| t.display().to_string());
     report.summary.shard = (!shard.is_whole()).then(|| shard.to_string());
     frame.out.write_report(&report)?;
@@ -173,13 +171,8 @@ fn process_image(
     let megapixels = (h * w) as f64 / 1e6;
     let timing = PredictTiming::new(megapixels, t_read, t_net, t_measure);
 
-    let plot_dir = frame
-        .out
-        .path(if prefix.is_empty() { "plots" } else { prefix });
-    std::fs::create_dir_all(&plot_dir)
-        .map_err(|e| RunError::failed(format!("{}: {e}", plot_dir.display())))?;
-    let mut plots = Vec::new();
-    let mut truth_ids = None;
+    let plot_dir = if prefix.is_empty() { "plots" } else { prefix };
+    let mut plots = Plots::new(frame, plot_dir, formats)?;
     let mut evaluation = None;
     let mut missed = Vec::new();
     // Evaluation against the truth, and the classical baseline on the same image and
@@ -190,10 +183,9 @@ fn process_image(
         let tr = TruthReport::compute(view, bkg, &objects, truth, classes, eval, base)
             .map_err(detect_error)?;
         let (e, be) = (&tr.detector, &tr.baseline.evaluation);
-        truth_ids = Some(e.truth_ids());
         missed = e.missed(truth);
         for (stem, plot) in figures::snr_curves(&[("detector", e), ("classical baseline", be)]) {
-            plots.extend(save_plot(&plot, &plot_dir, stem, formats)?);
+            plots.save(&plot, stem)?;
         }
         tracing::info!(
             "detector: completeness {:.3} purity {:.3} (S/N 3-10: {:.3}); baseline: {:.3} {:.3} ({:.3})",
@@ -214,10 +206,10 @@ fn process_image(
     frame.provenance.output(&reg, "regions");
     let max_side = cfg.output.overlay_max_side;
     let overlay = figures::overlay(image.view(), &objects, &missed, max_side);
-    plots.extend(save_plot(&overlay, &plot_dir, "overlay", formats)?);
+    plots.save(&overlay, "overlay")?;
     let mut record = ImageRecord::new(path, [h, w], bkg, pred.tiles, &objects, classes, timing);
     record.outputs = vec![reg];
-    record.plots = relative_paths(frame, &plots);
+    record.plots = plots.written;
     tracing::info!(
         "{} detections in {} ({}×{}, {:.1} Mpix/s)",
         objects.len(),
@@ -230,6 +222,5 @@ fn process_image(
         objects,
         record,
         evaluation,
-        truth_ids,
     })
 }

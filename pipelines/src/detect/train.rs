@@ -9,7 +9,7 @@ use deepsky_detect::report::{TrainReport, TrainTiming, ValidationField};
 use deepsky_nn::train::Trainer;
 use deepsky_runtime::{Progress, RunError};
 
-use super::{detect_error, relative_paths, save_plot, TrainArgs};
+use super::{detect_error, Plots, TrainArgs};
 use crate::common::{self, RunFrame, TrainProgress};
 
 pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result<(), RunError> {
@@ -83,11 +83,8 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
 
     // Loss curves.
     let formats = common::plot_formats(&cfg.output.plots)?;
-    let plot_dir = frame.out.path("plots");
-    std::fs::create_dir_all(&plot_dir)
-        .map_err(|e| RunError::failed(format!("{}: {e}", plot_dir.display())))?;
-    let plot = common::loss_curves(&outcome.state.history);
-    let written = save_plot(&plot, &plot_dir, "loss", &formats)?;
+    let mut plots = Plots::new(frame, "plots", &formats)?;
+    plots.save(&common::loss_curves(&outcome.state.history), "loss")?;
     let timing = TrainTiming {
         simulate_s: t_sim,
         train_s: t_train,

@@ -303,8 +303,8 @@ pub fn matched_filter_snr(
 mod tests {
     use super::*;
     use crate::background::{estimate_background, BackgroundConfig};
-    use crate::test_util::{add_gaussian, flux_for_snr, noise};
-    use rand::{Rng, SeedableRng};
+    use crate::test_util::{add_gaussian, flux_for_snr, noise, source_grid};
+    use rand::SeedableRng;
     use rand_pcg::Pcg64;
 
     #[test]
@@ -314,16 +314,11 @@ mod tests {
         let psf_sigma = 2.5 / 2.354_820_045;
         let flux = flux_for_snr(10.0, psf_sigma, sd as f64);
         let mut img = noise(rows, cols, sd, &mut rng);
-        // A 7×7 grid of sources 64 px apart, at random sub-pixel offsets.
-        let mut truth = Vec::new();
-        for i in 0..7 {
-            for j in 0..7 {
-                let row = 40.0 + 64.0 * i as f64 + rng.random::<f64>();
-                let col = 40.0 + 64.0 * j as f64 + rng.random::<f64>();
-                add_gaussian(&mut img, row, col, psf_sigma, flux);
-                truth.push((col + 1.0, row + 1.0));
-            }
-        }
+        // A 7×7 grid of sources 64 px apart, at random sub-pixel offsets; FITS positions.
+        let truth: Vec<(f64, f64)> = source_grid(&mut img, &mut rng, psf_sigma, flux)
+            .into_iter()
+            .map(|(row, col)| (col + 1.0, row + 1.0))
+            .collect();
         let bkg = estimate_background(img.view(), None, &BackgroundConfig::default()).unwrap();
         let found = detect_classical(img.view(), None, &bkg, &ClassicalConfig::default()).unwrap();
         let mut matched = 0;
