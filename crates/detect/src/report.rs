@@ -329,6 +329,40 @@ impl PredictReport {
         }
     }
 
+    /// The report of a whole run from the reports of its shards, given in shard order: their
+    /// image records joined and summarised as one run over all the inputs, with
+    /// `merged_shards`. Shards that ran over a different number of inputs or with another
+    /// model than the first are an error naming both.
+    pub fn merge(shards: Vec<PredictReport>) -> Result<PredictReport, DetectError> {
+        let Some(first) = shards.first().map(|r| &r.summary) else {
+            return Err(DetectError::Input("no shard report to merge".into()));
+        };
+        let (total, model, classes) = (
+            first.inputs_total,
+            first.model.clone(),
+            first.classes.clone(),
+        );
+        let name = |s: &PredictSummary| s.shard.clone().unwrap_or_else(|| "?".into());
+        if let Some(s) = shards
+            .iter()
+            .map(|r| &r.summary)
+            .find(|s| s.inputs_total != total || s.model != model)
+        {
+            return Err(DetectError::Input(format!(
+                "shard {} ran over {} images with model {:?}, shard {} over {total} with {model:?}: not the same run",
+                name(s),
+                s.inputs_total,
+                s.model,
+                name(first),
+            )));
+        }
+        let count = shards.len();
+        let records = shards.into_iter().flat_map(|r| r.summary.images).collect();
+        let mut merged = Self::summarise(records, total > 1, Path::new(&model), &classes, total);
+        merged.summary.merged_shards = Some(count);
+        Ok(merged)
+    }
+
     /// Detections and seconds summed over `records`.
     fn totals(records: &[ImageRecord], classes: &[String]) -> Totals {
         let per_class_counts = classes
@@ -636,6 +670,29 @@ mod tests {
         assert_eq!(v["plots"].as_array().unwrap().len(), 2);
         let back: PredictReport = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, many);
+
+        // Shards of that run merge into the same report, with their number.
+        let shard = |records: Vec<ImageRecord>, k: usize| {
+            let mut r = PredictReport::summarise(records, true, Path::new("m"), &classes(), 5);
+            r.summary.shard = Some(format!("{k}/2"));
+            r
+        };
+        let merged = PredictReport::merge(vec![
+            shard(vec![record("a", 3, 1.0)], 0),
+            shard(vec![record("b", 4, 2.0)], 1),
+        ])
+        .unwrap();
+        assert_eq!(merged.summary.merged_shards, Some(2));
+        assert_eq!(merged.summary.images, many.summary.images);
+        assert_eq!(merged.summary.totals, many.summary.totals);
+        let mut other = shard(vec![record("b", 4, 2.0)], 1);
+        other.summary.model = "n".into();
+        let err = PredictReport::merge(vec![shard(vec![], 0), other]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("shard 1/2 ran over 5 images with model \"n\""),
+            "{err}"
+        );
 
         // A missing key is an error that names it.
         let mut broken = v;

@@ -110,26 +110,8 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
     }
     let shards: Vec<Shard> = parts.iter().map(|p| p.shard).collect();
     Shard::check_complete(&shards).map_err(RunError::input)?;
-    let first = &parts[0].report.summary;
-    let (total, model, classes) = (
-        first.inputs_total,
-        first.model.clone(),
-        first.classes.clone(),
-    );
-    for p in &parts {
-        let s = &p.report.summary;
-        if s.inputs_total != total || s.model != model {
-            return Err(RunError::input(format!(
-                "{}: this shard ran over {} images with model {:?}, {} over {} with {:?}: not the same run",
-                p.dir.display(),
-                s.inputs_total,
-                s.model,
-                parts[0].dir.display(),
-                total,
-                model
-            )));
-        }
-    }
+    let reports = parts.iter().map(|p| p.report.clone()).collect();
+    let report = PredictReport::merge(reports).map_err(detect_error)?;
 
     // Rows in shard order, numbered again from 1.
     let mut frames = Vec::new();
@@ -159,29 +141,27 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
         }));
     }
     let df = catalog::concat(&frames).map_err(detect_error)?;
-    let (_, mut meta) = catalog::catalog_frame(&[], &classes, None);
+    let (_, mut meta) = catalog::catalog_frame(&[], &report.summary.classes, None);
     catalog::add_image_meta(&mut meta);
     write_catalog(frame, &df, &meta, &cards)?;
 
     // Each image's own products, copied from the shard that made them.
-    let mut records = Vec::new();
-    for p in parts {
-        for r in p.report.summary.images {
-            for rel in r.outputs.iter().chain(&r.plots) {
-                copy_into(&p.dir.join(rel), &frame.out.path(rel))?;
-                frame.provenance.output(rel, "per-image product");
-            }
-            records.push(r);
+    for p in &parts {
+        let records = &p.report.summary.images;
+        for rel in records
+            .iter()
+            .flat_map(|r| r.outputs.iter().chain(&r.plots))
+        {
+            copy_into(&p.dir.join(rel), &frame.out.path(rel))?;
+            frame.provenance.output(rel, "per-image product");
         }
     }
-    let n_images = records.len();
-    let mut report =
-        PredictReport::summarise(records, total > 1, Path::new(&model), &classes, total);
-    report.summary.merged_shards = Some(count);
     frame.out.write_report(&report)?;
     eprintln!(
-        "merged {count} shards: {} detections in {n_images} images; catalogue in {}",
+        "merged {} shards: {} detections in {} images; catalogue in {}",
+        shards.len(),
         df.height(),
+        report.summary.n_images,
         frame.out.path("catalog.fits").display()
     );
     Ok(())
