@@ -89,15 +89,15 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
         simulate_s: t_sim,
         train_s: t_train,
     };
-    let plots = relative_paths(frame, &written);
+    let examples = data.len();
     let report = TrainReport::new(
         "model",
         params,
-        data.len(),
+        examples,
         &outcome,
         validation,
         timing,
-        plots,
+        plots.written,
     );
     frame.out.write_report(&report)?;
     let e = &report.validation_field.evaluation;
