@@ -7,7 +7,7 @@
 //! - [`regions`]: a DS9 region file.
 //! - [`read_truth`]: a truth catalogue as `deepsky simulate sky` writes it; [`read_detections`]:
 //!   any detection catalogue (ours, or SExtractor's `X_IMAGE`… columns) for the evaluation;
-//!   [`read_catalog`] and [`concat`]: our own catalogues read back and joined (`detect merge`).
+//!   [`read_catalog`] and [`concat()`]: our own catalogues read back and joined (`detect merge`).
 //!
 //! Catalogues count pixels the FITS way (the centre of the first pixel is 1.0); inside, positions
 //! are continuous 0-based, and [`deepsky_core::pixel`] converts between the two.
