@@ -495,6 +495,16 @@ mod tests {
         ["star", "galaxy"].map(String::from).to_vec()
     }
 
+    fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
+        let col = df.column(name).unwrap().i64().unwrap();
+        col.into_no_null_iter().collect()
+    }
+
+    fn strings(df: &DataFrame, name: &str) -> Vec<String> {
+        let col = df.column(name).unwrap().str().unwrap();
+        col.iter().flatten().map(String::from).collect()
+    }
+
     #[test]
     fn frame_columns_are_fits_based_and_described() {
         let rows = [object(10.5, 0, 0.9), object(30.0, 1, 0.4)];
@@ -511,27 +521,9 @@ mod tests {
         assert_eq!(f("box_xmin"), [9.0, 28.5]);
         assert_eq!(f("box_ymax"), [23.5, 23.5]);
         assert_eq!(f("snr_aper"), [20.0, 20.0]);
-        let ids: Vec<i64> = df
-            .column("id")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        assert_eq!(ids, [1, 2]);
-        let names: Vec<&str> = df
-            .column("class")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(names, ["star", "galaxy"]);
-        assert_eq!(
-            df.column("truth_id").unwrap().i64().unwrap().get(0),
-            Some(3)
-        );
+        assert_eq!(ints(&df, "id"), [1, 2]);
+        assert_eq!(strings(&df, "class"), ["star", "galaxy"]);
+        assert_eq!(ints(&df, "truth_id"), [3, -1]);
         assert_eq!(meta["class"].description.as_deref(), Some("star, galaxy"));
         let (df, meta) = with_image_column(df, meta, vec!["a.fits".into(), "b.fits".into()]);
         assert_eq!(df.get_column_names()[1].as_str(), "image");
@@ -583,24 +575,9 @@ mod tests {
         w.finish().unwrap();
         let (back, cards_back) = read_catalog(&path).unwrap();
         assert_eq!(cards_back.len(), 3);
-        let image: Vec<&str> = back
-            .column("image")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(image, ["a.fits", "a.fits"]);
+        assert_eq!(strings(&back, "image"), ["a.fits", "a.fits"]);
         let joined = concat(&[back.clone(), back.clone()]).unwrap();
-        let ids: Vec<i64> = joined
-            .column("id")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        assert_eq!(ids, [1, 2, 3, 4]);
+        assert_eq!(ints(&joined, "id"), [1, 2, 3, 4]);
         assert!(concat(&[back.clone(), back.drop("score").unwrap()]).is_err());
         assert!(concat(&[]).is_err());
 

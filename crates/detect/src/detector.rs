@@ -291,22 +291,8 @@ mod tests {
         assert_eq!(back.card(), det.card());
         assert_eq!(back.parameter_count(), det.parameter_count());
         let all: Vec<usize> = (0..data.len()).collect();
-        let a = det
-            .evaluate_loss(
-                &data,
-                &all,
-                &AssignConfig::default(),
-                &LossConfig::default(),
-            )
-            .unwrap();
-        let b = back
-            .evaluate_loss(
-                &data,
-                &all,
-                &AssignConfig::default(),
-                &LossConfig::default(),
-            )
-            .unwrap();
-        assert_eq!(a, b);
+        let (assign, loss) = (AssignConfig::default(), LossConfig::default());
+        let loss_of = |d: &Detector| d.evaluate_loss(&data, &all, &assign, &loss).unwrap();
+        assert_eq!(loss_of(&back), loss_of(&det));
     }
 }

@@ -5,20 +5,64 @@
 use super::measure::Pix;
 use super::ClassicalConfig;
 
-/// Multi-threshold deblending of one component (SExtractor, Bertin & Arnouts 1996, §2.6).
-pub(super) struct Deblender<'p> {
-    pixels: &'p [Pix],
-    /// Index + 1 of the pixel at each position of the component's bounding box (0 = outside).
-    grid: Vec<u32>,
+/// A component's pixels laid out on its bounding box, to find each pixel's neighbours.
+struct PixelGrid {
+    /// Index + 1 of the pixel at each position of the bounding box (0 = outside).
+    cells: Vec<u32>,
     r0: u32,
     c0: u32,
     width: usize,
     height: usize,
+    /// 8-connectivity (else 4).
+    eight: bool,
+}
+
+impl PixelGrid {
+    fn new(pixels: &[Pix], eight: bool) -> Self {
+        let r0 = pixels.iter().map(|p| p.r).min().unwrap_or(0);
+        let c0 = pixels.iter().map(|p| p.c).min().unwrap_or(0);
+        let height = (pixels.iter().map(|p| p.r).max().unwrap_or(0) - r0) as usize + 1;
+        let width = (pixels.iter().map(|p| p.c).max().unwrap_or(0) - c0) as usize + 1;
+        let mut cells = vec![0u32; width * height];
+        for (i, p) in pixels.iter().enumerate() {
+            cells[(p.r - r0) as usize * width + (p.c - c0) as usize] = i as u32 + 1;
+        }
+        Self {
+            cells,
+            r0,
+            c0,
+            width,
+            height,
+            eight,
+        }
+    }
+
+    /// The indices of the component's pixels next to `p`, row by row from the one above, left
+    /// to right (the order decides the order in which searches visit pixels).
+    fn neighbours(&self, p: Pix) -> impl Iterator<Item = usize> + '_ {
+        let (lr, lc) = ((p.r - self.r0) as i64, (p.c - self.c0) as i64);
+        (-1i64..=1)
+            .flat_map(|dr| (-1i64..=1).map(move |dc| (dr, dc)))
+            .filter(|&(dr, dc)| !((dr == 0 && dc == 0) || (!self.eight && dr != 0 && dc != 0)))
+            .filter_map(move |(dr, dc)| {
+                let (nr, nc) = (lr + dr, lc + dc);
+                if nr < 0 || nc < 0 || nr >= self.height as i64 || nc >= self.width as i64 {
+                    return None;
+                }
+                let g = self.cells[nr as usize * self.width + nc as usize];
+                (g != 0).then(|| (g - 1) as usize)
+            })
+    }
+}
+
+/// Multi-threshold deblending of one component (SExtractor, Bertin & Arnouts 1996, §2.6).
+pub(super) struct Deblender<'p> {
+    pixels: &'p [Pix],
+    grid: PixelGrid,
     /// Per-pixel marks for the component search, compared with a generation counter so that the
     /// marks never need clearing between searches.
     stamp: Vec<u32>,
     generation: u32,
-    eight: bool,
     min_area: usize,
     min_flux: f64,
     levels: Vec<f32>,
@@ -26,14 +70,6 @@ pub(super) struct Deblender<'p> {
 
 impl<'p> Deblender<'p> {
     pub(super) fn new(pixels: &'p [Pix], cfg: &ClassicalConfig) -> Self {
-        let r0 = pixels.iter().map(|p| p.r).min().unwrap_or(0);
-        let c0 = pixels.iter().map(|p| p.c).min().unwrap_or(0);
-        let height = (pixels.iter().map(|p| p.r).max().unwrap_or(0) - r0) as usize + 1;
-        let width = (pixels.iter().map(|p| p.c).max().unwrap_or(0) - c0) as usize + 1;
-        let mut grid = vec![0u32; width * height];
-        for (i, p) in pixels.iter().enumerate() {
-            grid[(p.r - r0) as usize * width + (p.c - c0) as usize] = i as u32 + 1;
-        }
         let total: f64 = pixels.iter().map(|p| p.filt.max(0.0) as f64).sum();
         let peak = pixels
             .iter()
@@ -50,14 +86,9 @@ impl<'p> Deblender<'p> {
         };
         Self {
             pixels,
-            grid,
-            r0,
-            c0,
-            width,
-            height,
+            grid: PixelGrid::new(pixels, cfg.connectivity == 8),
             stamp: vec![0; pixels.len()],
             generation: 0,
-            eight: cfg.connectivity == 8,
             min_area: cfg.min_area,
             min_flux: cfg.deblend_contrast * total,
             levels,
@@ -114,25 +145,9 @@ impl<'p> Deblender<'p> {
     /// once, which only means the full search runs.
     fn local_maxima(&self, limit: usize) -> usize {
         let mut count = 0;
-        for p in self.pixels {
-            let (lr, lc) = ((p.r - self.r0) as i64, (p.c - self.c0) as i64);
-            let mut is_max = true;
-            'nb: for dr in -1i64..=1 {
-                for dc in -1i64..=1 {
-                    if (dr == 0 && dc == 0) || (!self.eight && dr != 0 && dc != 0) {
-                        continue;
-                    }
-                    let (nr, nc) = (lr + dr, lc + dc);
-                    if nr < 0 || nc < 0 || nr >= self.height as i64 || nc >= self.width as i64 {
-                        continue;
-                    }
-                    let g = self.grid[nr as usize * self.width + nc as usize];
-                    if g != 0 && self.pixels[(g - 1) as usize].snr > p.snr {
-                        is_max = false;
-                        break 'nb;
-                    }
-                }
-            }
+        for &p in self.pixels {
+            let pixels = self.pixels;
+            let is_max = !self.grid.neighbours(p).any(|n| pixels[n].snr > p.snr);
             if is_max {
                 count += 1;
                 if count >= limit {
@@ -175,22 +190,10 @@ impl<'p> Deblender<'p> {
             let mut comp = Vec::new();
             while let Some(i) = stack.pop() {
                 comp.push(i);
-                let p = self.pixels[i as usize];
-                let (lr, lc) = ((p.r - self.r0) as i64, (p.c - self.c0) as i64);
-                for dr in -1i64..=1 {
-                    for dc in -1i64..=1 {
-                        if (dr == 0 && dc == 0) || (!self.eight && dr != 0 && dc != 0) {
-                            continue;
-                        }
-                        let (nr, nc) = (lr + dr, lc + dc);
-                        if nr < 0 || nc < 0 || nr >= self.height as i64 || nc >= self.width as i64 {
-                            continue;
-                        }
-                        let g = self.grid[nr as usize * self.width + nc as usize];
-                        if g != 0 && self.stamp[(g - 1) as usize] == active {
-                            self.stamp[(g - 1) as usize] = visited;
-                            stack.push(g - 1);
-                        }
+                for n in self.grid.neighbours(self.pixels[i as usize]) {
+                    if self.stamp[n] == active {
+                        self.stamp[n] = visited;
+                        stack.push(n as u32);
                     }
                 }
             }
