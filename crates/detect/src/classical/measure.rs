@@ -128,6 +128,7 @@ impl Measure<'_> {
         let flux_err = var.sqrt();
         let bary = (swy / sw, swx / sw);
         let (cy, cx) = self.windowed_centroid(bary, owners).unwrap_or(bary);
+        // Array indices count pixel centres from 0, FITS from 1: one whole pixel apart.
         Some(Detection {
             x: cx + 1.0,
             y: cy + 1.0,
