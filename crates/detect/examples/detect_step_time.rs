@@ -3,9 +3,9 @@
 use candle_core::Device;
 use deepsky_detect::assign::AssignConfig;
 use deepsky_detect::dataset::{DataConfig, TrainData};
+use deepsky_detect::detector::{Detector, TrainedOn};
 use deepsky_detect::loss::LossConfig;
 use deepsky_detect::model::DetectorConfig;
-use deepsky_detect::trained::{TrainedDetector, TrainedOn};
 use deepsky_detect::Preprocess;
 use deepsky_nn::train::{TrainConfig, Trainer};
 
@@ -30,7 +30,7 @@ fn main() {
     let t = std::time::Instant::now();
     let ex = data.batch(&(0..batch).collect::<Vec<_>>(), 0).unwrap();
     let t_ex = t.elapsed().as_secs_f64();
-    let det = TrainedDetector::new(
+    let mut det = Detector::init(
         &DetectorConfig::default(),
         &pre,
         TrainedOn::default(),

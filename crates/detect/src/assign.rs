@@ -10,6 +10,7 @@
 //! anchor of each box gets that box's best IoU: classification confidence learns to predict
 //! localisation quality, which is what NMS and the score threshold then rank by.
 
+use deepsky_core::config::{ensure, ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,13 @@ impl Default for AssignConfig {
             alpha: 0.5,
             beta: 6.0,
         }
+    }
+}
+
+impl Validate for AssignConfig {
+    /// Range checks, keys relative to the `[assign]` section.
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(self.top_k >= 1, "top_k", "must be at least 1")
     }
 }
 

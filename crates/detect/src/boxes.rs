@@ -2,8 +2,9 @@
 //!
 //! Coordinates are continuous 0-based pixel coordinates of the array: pixel `(row, col)` covers
 //! `[col, col+1) × [row, row+1)`, so its centre is `(col + 0.5, row + 0.5)`. FITS 1-based pixel
-//! coordinates (SExtractor's and DS9's) are these plus 0.5: see [`to_fits`].
+//! coordinates (SExtractor's and DS9's) are these plus 0.5: see [`deepsky_core::pixel`].
 
+use deepsky_core::pixel::fits_index_edges;
 use serde::{Deserialize, Serialize};
 
 /// A box `[x0, y0, x1, y1]` with `x0 <= x1`, `y0 <= y1`, in continuous 0-based pixels.
@@ -28,12 +29,8 @@ impl BBox {
     /// The box of FITS 1-based inclusive pixel indices `xmin..=xmax`, `ymin..=ymax` (a truth
     /// catalogue's `bbox_*` columns): pixel `i` (1-based) spans `[i-1, i)`.
     pub fn from_fits_pixels(xmin: i64, ymin: i64, xmax: i64, ymax: i64) -> BBox {
-        BBox::new(
-            (xmin - 1) as f32,
-            (ymin - 1) as f32,
-            xmax as f32,
-            ymax as f32,
-        )
+        let ((x0, x1), (y0, y1)) = (fits_index_edges(xmin, xmax), fits_index_edges(ymin, ymax));
+        BBox::new(x0 as f32, y0 as f32, x1 as f32, y1 as f32)
     }
 
     /// Width.
@@ -88,12 +85,6 @@ impl BBox {
             0.0
         }
     }
-}
-
-/// FITS 1-based pixel coordinate of a continuous 0-based one (the centre of the first pixel is
-/// 1.0 in FITS and 0.5 here).
-pub fn to_fits(v: f32) -> f64 {
-    v as f64 + 0.5
 }
 
 /// A scored, classified box.
@@ -162,6 +153,7 @@ pub fn nms(mut boxes: Vec<Scored>, iou: f32) -> Vec<Scored> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deepsky_core::pixel::to_fits;
 
     fn s(x0: f32, y0: f32, x1: f32, y1: f32, score: f32) -> Scored {
         Scored {
@@ -187,7 +179,7 @@ mod tests {
         let b = BBox::from_fits_pixels(10, 20, 12, 20);
         assert_eq!((b.x0, b.x1, b.y0, b.y1), (9.0, 12.0, 19.0, 20.0));
         let (cx, cy) = b.centre();
-        assert_eq!((to_fits(cx), to_fits(cy)), (11.0, 20.0));
+        assert_eq!((to_fits(cx as f64), to_fits(cy as f64)), (11.0, 20.0));
     }
 
     #[test]

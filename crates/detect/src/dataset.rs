@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use deepsky_nn::init::named_rng;
-use deepsky_sim::sky::{simulate_sky, SkyConfig, SourceClass};
+use deepsky_sim::sky::{simulate_sky, SkyConfig};
 
 use crate::assign::Target;
 use crate::boxes::BBox;
@@ -93,6 +93,16 @@ impl Validate for DataConfig {
     }
 }
 
+impl DataConfig {
+    /// The simulator's settings of an unseen field for validation: the seed after the
+    /// training fields'.
+    pub fn validation_sky(&self) -> SkyConfig {
+        let mut sky = self.sky.clone();
+        sky.seed = self.field_seed + self.fields as u64;
+        sky
+    }
+}
+
 /// A simulated field ready for cropping.
 pub struct Field {
     /// Expected counts in ADU, sky included, no noise.
@@ -126,22 +136,19 @@ pub struct Example {
 pub fn truth_objects(cat: &deepsky_sim::sky::SkyCatalog) -> Vec<TruthObject> {
     (0..cat.len())
         .filter(|&i| cat.bbox_xmin[i] <= cat.bbox_xmax[i] && cat.bbox_ymin[i] <= cat.bbox_ymax[i])
-        .map(|i| TruthObject {
-            x: (cat.x[i] - 0.5) as f32,
-            y: (cat.y[i] - 0.5) as f32,
-            bbox: BBox::from_fits_pixels(
-                cat.bbox_xmin[i],
-                cat.bbox_ymin[i],
-                cat.bbox_xmax[i],
-                cat.bbox_ymax[i],
-            ),
-            class: cat.class[i].id() as usize,
-            snr: cat.snr[i],
-            artefact: matches!(
-                cat.class[i],
-                SourceClass::CosmicRay | SourceClass::BadColumn
-            ),
-            match_box: !matches!(cat.class[i], SourceClass::Star | SourceClass::Galaxy),
+        .map(|i| {
+            TruthObject::from_catalog(
+                (cat.x[i], cat.y[i]),
+                [
+                    cat.bbox_xmin[i],
+                    cat.bbox_ymin[i],
+                    cat.bbox_xmax[i],
+                    cat.bbox_ymax[i],
+                ],
+                cat.class[i].id() as usize,
+                Some(cat.class[i]),
+                cat.snr[i],
+            )
         })
         .collect()
 }

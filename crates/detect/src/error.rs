@@ -1,6 +1,7 @@
 //! The error type of the detection crate.
 
-/// Everything that can go wrong in detection, background estimation or photometry.
+/// Everything that can go wrong in detection, background estimation, photometry or reading
+/// images and catalogues.
 ///
 /// Non-exhaustive so that new failure kinds can be added without breaking callers that match on it.
 #[derive(thiserror::Error, Debug)]
@@ -33,14 +34,18 @@ pub enum DetectError {
     /// An argument of a function call (not a configuration value) is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// Input data that cannot be used.
+    /// Input data that cannot be used: a file without the image or columns detection needs;
+    /// the message names the file.
     #[error("{0}")]
     Input(String),
+    /// A file could not be read or is not what it claims to be.
+    #[error(transparent)]
+    Io(#[from] deepsky_io::IoError),
     /// The network failed.
     #[error(transparent)]
     Nn(#[from] deepsky_nn::NnError),
-    /// The simulator failed while making training fields.
-    #[error("simulating a training field: {0}")]
+    /// The simulator failed while making a training or validation field.
+    #[error("simulating a field: {0}")]
     Sim(String),
 }
 

@@ -24,10 +24,13 @@
 //!   detections claiming them are neither true nor false positives, and they do not count in
 //!   recall. `ap50_agnostic` does the same ignoring classes (for detectors without them).
 
+use deepsky_core::config::{ensure, ConfigError, Validate};
+use deepsky_core::pixel::from_fits;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::boxes::BBox;
+use crate::classes::{has_centre, is_artefact, SourceClass};
 
 /// A truth object.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +52,28 @@ pub struct TruthObject {
 }
 
 impl TruthObject {
+    /// A truth object from a catalogue's values: its centre `(x, y)` in FITS 1-based pixels,
+    /// its box as 1-based inclusive pixel indices `[xmin, ymin, xmax, ymax]`, its class index,
+    /// its S/N, and which of the simulator's classes that index is (`None` for a class it does
+    /// not know: then it is a source matched by its box).
+    pub fn from_catalog(
+        (x, y): (f64, f64),
+        [xmin, ymin, xmax, ymax]: [i64; 4],
+        class: usize,
+        kind: Option<SourceClass>,
+        snr: f64,
+    ) -> TruthObject {
+        TruthObject {
+            x: from_fits(x) as f32,
+            y: from_fits(y) as f32,
+            bbox: BBox::from_fits_pixels(xmin, ymin, xmax, ymax),
+            class,
+            snr,
+            artefact: kind.is_some_and(is_artefact),
+            match_box: !kind.is_some_and(has_centre),
+        }
+    }
+
     /// Distance of a point from this object under the matching rule.
     pub fn distance(&self, x: f32, y: f32) -> f32 {
         if self.match_box {
@@ -106,20 +131,24 @@ pub struct SnrBin {
     /// Lower edge.
     pub lo: f64,
     /// Upper edge (None: open).
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub hi: Option<f64>,
     /// Truth sources in the bin.
     pub n_truth: usize,
     /// Of which found.
     pub n_found: usize,
     /// `n_found / n_truth` (None for an empty bin).
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub completeness: Option<f64>,
     /// Detections whose measured S/N is in the bin.
     pub n_detected: usize,
     /// Of which matched.
     pub n_matched: usize,
     /// `n_matched / n_detected`.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub purity: Option<f64>,
     /// F1 of the bin's completeness and purity.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub f1: Option<f64>,
 }
 
@@ -129,10 +158,13 @@ pub struct ClassResult {
     /// Truth objects of the class (sources: S/N ≥ min_snr).
     pub n_truth: usize,
     /// Of which matched by any detection.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub completeness: Option<f64>,
     /// Of the matched ones, the fraction whose detection has this class.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub class_accuracy: Option<f64>,
     /// AP at IoU 0.5.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub ap50: Option<f64>,
 }
 
@@ -140,18 +172,25 @@ pub struct ClassResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Evaluation {
     /// Completeness for sources with S/N ≥ min_snr.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub completeness: Option<f64>,
     /// Purity over all detections.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub purity: Option<f64>,
     /// F1 of the two.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub f1: Option<f64>,
     /// Completeness for sources with 3 ≤ S/N < 10 (the regime where detectors differ).
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub completeness_snr_3_10: Option<f64>,
     /// Purity of detections with measured 3 ≤ S/N < 10.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub purity_snr_3_10: Option<f64>,
     /// Mean AP@0.5 over the classes with truth objects (None without classes).
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub map50: Option<f64>,
     /// AP@0.5 ignoring classes.
+    #[serde(deserialize_with = "crate::report::nullable")]
     pub ap50_agnostic: Option<f64>,
     /// Detections.
     pub n_detections: usize,
@@ -169,6 +208,40 @@ pub struct Evaluation {
     /// For each truth object, the index of its matched detection.
     #[serde(skip)]
     pub truth_match: Vec<Option<usize>>,
+}
+
+impl Validate for EvalConfig {
+    /// Range checks, keys relative to the `[evaluate]` section.
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(self.match_radius > 0.0, "match_radius", "must be positive")?;
+        ensure(
+            self.snr_edges.windows(2).all(|w| w[0] < w[1]) && !self.snr_edges.is_empty(),
+            "snr_edges",
+            "must be increasing",
+        )
+    }
+}
+
+impl Evaluation {
+    /// For each detection, the 1-based row of the truth object it matched, -1 for none (the
+    /// catalogue's `truth_id` column).
+    pub fn truth_ids(&self) -> Vec<i64> {
+        self.det_match
+            .iter()
+            .map(|m| m.map(|i| i as i64 + 1).unwrap_or(-1))
+            .collect()
+    }
+
+    /// The sources of `truth` (the catalogue this evaluation scored) that no detection matched
+    /// and that count in the completeness (not artefacts, S/N ≥ `min_snr`).
+    pub fn missed(&self, truth: &[TruthObject]) -> Vec<TruthObject> {
+        truth
+            .iter()
+            .zip(&self.truth_match)
+            .filter(|(t, m)| m.is_none() && !t.artefact && t.snr >= self.settings.min_snr)
+            .map(|(t, _)| *t)
+            .collect()
+    }
 }
 
 fn ratio(a: usize, b: usize) -> Option<f64> {
@@ -478,5 +551,90 @@ mod tests {
             (Some(1.0), Some(1.0), Some(1.0), Some(1.0))
         );
         assert_eq!(e.ap50_agnostic, Some(1.0));
+    }
+
+    #[test]
+    fn truth_ids_and_missed_sources() {
+        let faint = truth(50.0, 10.0, 0, 2.0);
+        let mut cosmic = truth(90.0, 10.0, 1, 9.0);
+        cosmic.artefact = true;
+        let t = vec![
+            truth(10.0, 10.0, 0, 8.0),
+            truth(30.0, 10.0, 0, 8.0),
+            faint,
+            cosmic,
+        ];
+        let d = vec![det(200.0, 200.0, 0, 0.9), det(10.0, 10.5, 0, 0.8)];
+        let names = vec!["star".to_string(), "cosmic_ray".to_string()];
+        let e = evaluate(&d, &t, &names, &EvalConfig::default());
+        assert_eq!(e.truth_ids(), vec![-1, 1]);
+        // The faint source and the artefact do not count as missed.
+        assert_eq!(e.missed(&t), vec![t[1]]);
+    }
+
+    #[test]
+    fn truth_from_catalogue_values() {
+        use crate::classes::SourceClass;
+        let star = TruthObject::from_catalog(
+            (11.0, 21.0),
+            [9, 19, 13, 23],
+            0,
+            Some(SourceClass::Star),
+            7.0,
+        );
+        assert_eq!((star.x, star.y), (10.5, 20.5));
+        assert_eq!(star.bbox, BBox::new(8.0, 18.0, 13.0, 23.0));
+        assert!(!star.artefact && !star.match_box);
+        let column = TruthObject::from_catalog(
+            (5.0, 50.0),
+            [5, 1, 5, 99],
+            4,
+            Some(SourceClass::BadColumn),
+            f64::NAN,
+        );
+        assert!(column.artefact && column.match_box);
+        let saturated = TruthObject::from_catalog(
+            (5.0, 5.0),
+            [1, 1, 9, 9],
+            3,
+            Some(SourceClass::SaturatedStar),
+            900.0,
+        );
+        assert!(!saturated.artefact && saturated.match_box);
+        // Unknown classes: sources matched by their box.
+        let other = TruthObject::from_catalog((5.0, 5.0), [1, 1, 9, 9], 7, None, 5.0);
+        assert!(!other.artefact && other.match_box);
+        assert_eq!(other.distance(4.0, 4.0), 0.0);
+    }
+
+    #[test]
+    fn settings_are_validated_and_evaluations_read_back() {
+        assert!(EvalConfig::default().validate().is_ok());
+        let bad = EvalConfig {
+            match_radius: 0.0,
+            ..Default::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "match_radius");
+        let bad = EvalConfig {
+            snr_edges: vec![5.0, 5.0],
+            ..Default::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "snr_edges");
+        let t = vec![truth(10.0, 10.0, 0, 8.0)];
+        let e = evaluate(
+            &[det(10.0, 10.0, 0, 0.9)],
+            &t,
+            &["star".into()],
+            &EvalConfig::default(),
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["snr_bins"][5]["hi"], serde_json::Value::Null);
+        assert!(v.get("det_match").is_none());
+        let back: Evaluation = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), v);
+        // `null` values must be written: a missing one is an error.
+        let mut broken = v;
+        broken.as_object_mut().unwrap().remove("map50");
+        assert!(serde_json::from_value::<Evaluation>(broken).is_err());
     }
 }

@@ -166,8 +166,9 @@ struct Head {
     box_out: Conv2d,
 }
 
-/// The detector.
-pub struct Detector {
+/// The detector network (its weights live in the [`VarBuilder`] it was built from; with its
+/// model card it is a [`crate::Detector`]).
+pub struct DetectorNet {
     stem: ConvBn,
     down: [ConvBn; 3],
     stages: [C2f; 3],
@@ -204,9 +205,9 @@ pub fn anchors(h: usize, w: usize) -> Vec<(f32, f32, f32)> {
     out
 }
 
-impl Detector {
+impl DetectorNet {
     /// Build the network under `vb` (parameter names are stable: they are the checkpoint's).
-    pub fn new(cfg: &DetectorConfig, vb: VarBuilder) -> Result<Detector> {
+    pub fn new(cfg: &DetectorConfig, vb: VarBuilder) -> Result<DetectorNet> {
         let [w0, w1, w2, w3] = cfg.widths();
         let d = cfg.depth;
         let nc = cfg.classes.len();
@@ -242,7 +243,7 @@ impl Detector {
                 box_out: conv2d(hc, 4, 1, 1, 0, vb.pp("box_out"))?,
             });
         }
-        Ok(Detector {
+        Ok(DetectorNet {
             stem,
             down,
             stages,

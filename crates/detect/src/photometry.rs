@@ -249,7 +249,7 @@ pub(crate) fn pixel_overlap(x0: f64, x1: f64, y0: f64, y1: f64, r: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classical::tests::add_gaussian;
+    use crate::test_util::add_gaussian;
     use ndarray::Array2;
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal, Poisson};

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::background::{estimate_background, normalise_asinh, Background};
 use crate::boxes::{nms, BBox, Scored};
+use crate::detector::{images_tensor, Detector};
 use crate::error::{DetectError, Result};
 use crate::model::{anchors, SIZE_MULTIPLE};
-use crate::trained::{images_tensor, TrainedDetector};
 
 /// Settings of prediction (`[predict]`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -219,21 +219,21 @@ impl Orientation {
 /// of tiles, averaged over `orientations` of each tile, in the original tiles' anchor order
 /// and coordinates.
 fn averaged_outputs(
-    det: &TrainedDetector,
+    det: &Detector,
     tiles: &[Array2<f32>],
     (th, tw): (usize, usize),
     orientations: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let anchors = anchors(th, tw);
-    let (a, nc) = (anchors.len(), det.net.num_classes());
+    let (a, nc) = (anchors.len(), det.net().num_classes());
     let mut scores = vec![0f32; tiles.len() * a * nc];
     let mut boxes = vec![0f32; tiles.len() * a * 4];
     let list = Orientation::first(orientations, th == tw);
     for o in &list {
         let oriented: Vec<Array2<f32>> = tiles.iter().map(|t| o.apply(t)).collect();
         let refs: Vec<&Array2<f32>> = oriented.iter().collect();
-        let x = images_tensor(&refs, &det.device)?;
-        let out = det.net.forward(&x, false)?;
+        let x = images_tensor(&refs, det.device())?;
+        let out = det.net().forward(&x, false)?;
         let s: Vec<f32> = candle_nn::ops::sigmoid(&out.logits)?
             .flatten_all()?
             .to_vec1()?;
@@ -296,7 +296,7 @@ pub struct Prediction {
 /// Run `det` over `image` (NaN = masked). `on_tiles(done, total)` is called after each batch
 /// of tiles; returning false stops the run (Ctrl-C) with [`deepsky_nn::NnError::Interrupted`].
 pub fn predict(
-    det: &TrainedDetector,
+    det: &Detector,
     image: ArrayView2<f32>,
     mask: Option<ArrayView2<bool>>,
     cfg: &PredictConfig,
@@ -307,7 +307,7 @@ pub fn predict(
     if h == 0 || w == 0 {
         return Err(DetectError::Input("the image is empty".into()));
     }
-    let pre = &det.card.preprocess;
+    let pre = det.preprocess();
     let background = estimate_background(image, mask, &pre.background)?;
     let (th, tw) = tile_shape(h, w, cfg);
     let rows = tile_starts(h, th, cfg.overlap);
@@ -320,7 +320,7 @@ pub fn predict(
         }
     }
     let anchors = anchors(th, tw);
-    let nc = det.net.num_classes();
+    let nc = det.net().num_classes();
     let mut found: Vec<Scored> = Vec::new();
     let total = tiles.len();
     for (done, chunk) in tiles.chunks(cfg.batch).enumerate() {
@@ -466,7 +466,7 @@ mod masked_tests {
     #[test]
     fn nan_block_is_ignored_and_the_rest_found_as_before() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
-        let det = TrainedDetector::load(&dir, &Device::Cpu).unwrap();
+        let det = Detector::load(&dir, &Device::Cpu).unwrap();
         let sky = deepsky_sim::sky::SkyConfig {
             width: 160,
             height: 160,
@@ -519,7 +519,7 @@ mod masked_tests {
     #[test]
     fn averaging_over_orientations_finds_the_sources_at_least_as_well() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
-        let det = TrainedDetector::load(&dir, &Device::Cpu).unwrap();
+        let det = Detector::load(&dir, &Device::Cpu).unwrap();
         let sky = deepsky_sim::sky::SkyConfig {
             width: 256,
             height: 256,

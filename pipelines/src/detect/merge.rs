@@ -9,27 +9,18 @@
 
 use std::path::{Path, PathBuf};
 
-use deepsky_io::fits::{Card, FitsReader, HduSelector};
+use deepsky_detect::catalog;
+use deepsky_detect::report::PredictReport;
+use deepsky_runtime::outdir::read_json;
 use deepsky_runtime::{RunError, Shard, ShardRecord};
-use polars::prelude::*;
-use serde_json::{json, Value};
 
-use super::catalog;
-use super::predict::summary_report;
+use super::{detect_error, write_catalog};
 use crate::common::RunFrame;
-
-/// Read a JSON file, with an error naming it.
-fn read_json(path: &Path) -> Result<Value, RunError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RunError::input(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| RunError::input(format!("{}: not JSON: {e}", path.display())))
-}
 
 struct Part {
     shard: Shard,
     dir: PathBuf,
-    report: Value,
+    report: PredictReport,
 }
 
 fn read_part(dir: &Path) -> Result<Part, RunError> {
@@ -40,7 +31,7 @@ fn read_part(dir: &Path) -> Result<Part, RunError> {
             dir.display()
         )));
     }
-    let provenance = read_json(&prov_path)?;
+    let provenance: serde_json::Value = read_json(&prov_path)?;
     if provenance["status"] != "success" {
         return Err(RunError::input(format!(
             "{}: this shard ended with status `{}` (exit code {}); rerun it",
@@ -49,9 +40,13 @@ fn read_part(dir: &Path) -> Result<Part, RunError> {
             provenance["exit_code"]
         )));
     }
-    let report = read_json(&dir.join("report.json"))?;
-    let shard: Shard = report["shard"]
-        .as_str()
+    let path = dir.join("report.json");
+    let report: PredictReport = serde_json::from_value(read_json::<serde_json::Value>(&path)?)
+        .map_err(|e| RunError::input(format!("{}: {e}", path.display())))?;
+    let shard: Shard = report
+        .summary
+        .shard
+        .as_deref()
         .ok_or_else(|| {
             RunError::input(format!(
                 "{}: report.json has no `shard`: not the output of a `detect predict --shard K/N` run",
@@ -65,41 +60,6 @@ fn read_part(dir: &Path) -> Result<Part, RunError> {
         dir: dir.to_path_buf(),
         report,
     })
-}
-
-/// The catalogue of one shard and its primary header's own cards.
-fn read_catalog(dir: &Path) -> Result<(DataFrame, Vec<Card>), RunError> {
-    let path = dir.join("catalog.fits");
-    let mut f = FitsReader::open(&path)?;
-    let header = f.header(&HduSelector::Index(0))?;
-    let cards = header
-        .cards()
-        .iter()
-        .filter(|c| ["IMAGE", "NIMAGES", "MODEL", "APERRAD"].contains(&c.key.as_str()))
-        .cloned()
-        .collect();
-    let mut df = f
-        .read_table(&"CATALOG".parse().expect("infallible"), None)?
-        .data;
-    // FITS pads strings with blanks, which carry no meaning (FITS standard 7.3.3.1).
-    let names: Vec<PlSmallStr> = df
-        .columns()
-        .iter()
-        .filter(|c| c.dtype() == &DataType::String)
-        .map(|c| c.name().clone())
-        .collect();
-    for name in names {
-        let trimmed: Vec<Option<String>> = df
-            .column(&name)
-            .and_then(|c| c.str().cloned())
-            .map_err(|e| RunError::failed(format!("{}: {e}", path.display())))?
-            .iter()
-            .map(|v| v.map(|s| s.trim_end().to_string()))
-            .collect();
-        df.with_column(Column::new(name, trimmed))
-            .map_err(|e| RunError::failed(format!("{}: {e}", path.display())))?;
-    }
-    Ok((df, cards))
 }
 
 /// Merge the shard folders into `frame`'s output folder.
@@ -126,29 +86,14 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
     }
     let shards: Vec<Shard> = parts.iter().map(|p| p.shard).collect();
     Shard::check_complete(&shards).map_err(RunError::input)?;
-    let total = &parts[0].report["inputs_total"];
-    let model = parts[0].report["model"].clone();
-    for p in &parts {
-        if p.report["inputs_total"] != *total || p.report["model"] != model {
-            return Err(RunError::input(format!(
-                "{}: this shard ran over {} images with model {}, {} over {} with {}: not the same run",
-                p.dir.display(),
-                p.report["inputs_total"],
-                p.report["model"],
-                parts[0].dir.display(),
-                total,
-                model
-            )));
-        }
-    }
-    let total = total.as_u64().unwrap_or(0) as usize;
-    let multi = total > 1;
+    let reports = parts.iter().map(|p| p.report.clone()).collect();
+    let report = PredictReport::merge(reports).map_err(detect_error)?;
 
     // Rows in shard order, numbered again from 1.
     let mut frames = Vec::new();
     let mut cards = Vec::new();
     for p in &parts {
-        let (df, c) = read_catalog(&p.dir)?;
+        let (df, c) = catalog::read_catalog(&p.dir.join("catalog.fits")).map_err(detect_error)?;
         if cards.is_empty() {
             cards = c;
         }
@@ -163,60 +108,28 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
             .shards
             .push(ShardRecord::read(p.shard, &p.dir)?);
     }
-    let mut df = frames[0].clone();
-    for other in &frames[1..] {
-        df.vstack_mut(other).map_err(|e| {
-            RunError::input(format!(
-                "the shards' catalogues have different columns: {e}"
-            ))
-        })?;
-    }
-    df.rechunk_mut();
-    let n = df.height();
-    df.with_column(Column::new(
-        "id".into(),
-        (1..=n as i64).collect::<Vec<i64>>(),
-    ))
-    .map_err(|e| RunError::failed(format!("catalogue: {e}")))?;
-    let classes: Vec<String> = parts[0].report["classes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let (_, mut meta) = catalog::catalog_frame(&[], &classes, None);
+    let df = catalog::concat(&frames).map_err(detect_error)?;
+    let (_, mut meta) = catalog::catalog_frame(&[], &report.summary.classes, None);
     catalog::add_image_meta(&mut meta);
-    catalog::write_catalog(frame, "catalog", &df, &meta, &cards)?;
-    for name in ["catalog.fits", "catalog.csv"] {
-        frame.provenance.output(name, "catalogue");
-    }
+    write_catalog(frame, &df, &meta, &cards)?;
 
     // Each image's own products, copied from the shard that made them.
-    let mut records = Vec::new();
     for p in &parts {
-        for r in p.report["images"].as_array().cloned().unwrap_or_default() {
-            for f in ["outputs", "plots"]
-                .iter()
-                .flat_map(|k| r[*k].as_array().cloned().unwrap_or_default())
-            {
-                let rel = f.as_str().unwrap_or_default();
-                copy_into(&p.dir.join(rel), &frame.out.path(rel))?;
-                frame.provenance.output(rel, "per-image product");
-            }
-            records.push(r);
+        let records = &p.report.summary.images;
+        for rel in records
+            .iter()
+            .flat_map(|r| r.outputs.iter().chain(&r.plots))
+        {
+            copy_into(&p.dir.join(rel), &frame.out.path(rel))?;
+            frame.provenance.output(rel, "per-image product");
         }
     }
-    let model_dir = PathBuf::from(model.as_str().unwrap_or_default());
-    let mut report = summary_report(&records, multi, &model_dir, &classes);
-    report["inputs_total"] = json!(total);
-    report["merged_shards"] = json!(count);
     frame.out.write_report(&report)?;
     eprintln!(
-        "merged {count} shards: {} detections in {} images; catalogue in {}",
-        n,
-        records.len(),
+        "merged {} shards: {} detections in {} images; catalogue in {}",
+        shards.len(),
+        df.height(),
+        report.summary.n_images,
         frame.out.path("catalog.fits").display()
     );
     Ok(())

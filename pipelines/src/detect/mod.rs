@@ -10,8 +10,6 @@
 //! - `merge`: combine the output folders of `predict --shard K/N` runs into what one
 //!   unsharded run writes (`deepsky submit` runs the shards as a Slurm job array).
 
-mod catalog;
-mod config;
 mod evaluate;
 pub mod inputs;
 mod merge;
@@ -21,9 +19,11 @@ mod train;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use deepsky_io::fits::{Card, FitsWriter, TableMeta};
 use deepsky_runtime::RunError;
+use polars::prelude::DataFrame;
 
-pub use config::DetectConfig;
+pub use deepsky_detect::config::DetectConfig;
 
 use crate::common::{self, PipelineArgs, RunFrame};
 
@@ -122,7 +122,69 @@ pub fn detect_error(e: deepsky_detect::DetectError) -> RunError {
     match e {
         E::Nn(n) => common::nn_error(n),
         E::InvalidConfig(e) => RunError::from(e),
+        E::Io(e) => RunError::from(e),
         e @ E::Input(_) => RunError::Input(e.to_string()),
         e => RunError::Failed(e.to_string()),
+    }
+}
+
+/// Write the catalogue: catalog.fits (provenance cards and `cards` in the primary header, the
+/// table in the CATALOG extension) and catalog.csv.
+fn write_catalog(
+    frame: &mut RunFrame,
+    df: &DataFrame,
+    meta: &TableMeta,
+    cards: &[Card],
+) -> Result<(), RunError> {
+    let mut header = frame.provenance.fits_cards();
+    header.extend_from_slice(cards);
+    let mut fits = FitsWriter::create(frame.out.path("catalog.fits"))?;
+    fits.write_primary_header(&header)?;
+    fits.write_table(deepsky_detect::catalog::CATALOG_HDU, df, meta, &[])?;
+    fits.finish()?;
+    deepsky_io::tabular::write_csv(frame.out.path("catalog.csv"), df)?;
+    for name in deepsky_detect::report::CATALOG_FILES {
+        frame.provenance.output(name, "catalogue");
+    }
+    Ok(())
+}
+
+/// A folder of plots being written in the configured formats.
+struct Plots {
+    dir: PathBuf,
+    root: PathBuf,
+    formats: Vec<deepsky_plot::Format>,
+    /// The files written, relative to the output folder (as report.json lists them).
+    written: Vec<String>,
+}
+
+impl Plots {
+    /// The folder `name` of the output folder, created.
+    fn new(
+        frame: &RunFrame,
+        name: &str,
+        formats: &[deepsky_plot::Format],
+    ) -> Result<Plots, RunError> {
+        let dir = frame.out.path(name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RunError::failed(format!("{}: {e}", dir.display())))?;
+        let root = frame.out.root().to_path_buf();
+        let formats = formats.to_vec();
+        Ok(Plots {
+            dir,
+            root,
+            formats,
+            written: Vec::new(),
+        })
+    }
+
+    /// Save `plot` as `stem.<format>` in each format.
+    fn save<P: deepsky_plot::Plot>(&mut self, plot: &P, stem: &str) -> Result<(), RunError> {
+        let paths = deepsky_plot::save_formats(plot, self.dir.join(stem), &self.formats)
+            .map_err(|e| RunError::failed(format!("plot: {e}")))?;
+        let relative = paths.iter().filter_map(|p| p.strip_prefix(&self.root).ok());
+        self.written
+            .extend(relative.map(|r| r.display().to_string()));
+        Ok(())
     }
 }

@@ -2,19 +2,14 @@
 
 use std::time::Instant;
 
-use deepsky_detect::dataset::{truth_objects, TrainData};
-use deepsky_detect::metrics::{evaluate, DetectedObject};
-use deepsky_detect::predict::predict;
-use deepsky_detect::trained::{TrainedDetector, TrainedOn};
+use deepsky_detect::config::DetectConfig;
+use deepsky_detect::dataset::TrainData;
+use deepsky_detect::detector::{Detector, TrainedOn};
+use deepsky_detect::report::{TrainReport, TrainTiming, ValidationField};
 use deepsky_nn::train::Trainer;
-use deepsky_plot::save_formats;
 use deepsky_runtime::{Progress, RunError};
-use serde_json::json;
 
-use super::catalog::{self, Row};
-use super::config::DetectConfig;
-use super::predict::eval_json;
-use super::{detect_error, TrainArgs};
+use super::{detect_error, Plots, TrainArgs};
 use crate::common::{self, RunFrame, TrainProgress};
 
 pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result<(), RunError> {
@@ -44,15 +39,10 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
         fields: cfg.data.fields,
         crop: cfg.data.crop,
     };
-    let det = TrainedDetector::new(
-        &cfg.model,
-        &cfg.preprocess,
-        trained_on,
-        cfg.model_seed(),
-        &device,
-    )
-    .map_err(common::nn_error)?;
-    let params = deepsky_detect::model::parameter_count(det.vars.varmap());
+    let seed = cfg.model_seed();
+    let mut det = Detector::init(&cfg.model, &cfg.preprocess, trained_on, seed, &device)
+        .map_err(common::nn_error)?;
+    let params = det.parameter_count();
     tracing::info!(
         "detector with {params} parameters; {} examples per epoch",
         data.len()
@@ -66,16 +56,12 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
         steps.div_ceil(cfg.train.batch_size),
     );
     let ckpt = frame.out.path("checkpoints");
+    let trainer = Trainer::new(&cfg.train)
+        .checkpoints(&ckpt)
+        .resume(args.common.resume)
+        .hooks(&mut hooks);
     let outcome = det
-        .fit(
-            &data,
-            &cfg.assign,
-            &cfg.loss,
-            Trainer::new(&cfg.train)
-                .checkpoints(&ckpt)
-                .resume(args.common.resume)
-                .hooks(&mut hooks),
-        )
+        .fit(&data, &cfg.assign, &cfg.loss, trainer)
         .map_err(common::nn_error)?;
     let t_train = t1.elapsed().as_secs_f64();
     let model_dir = frame.out.path("model");
@@ -83,65 +69,38 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
     frame.provenance.output("model/model.safetensors", "model");
     frame.provenance.output("model/model.json", "model");
 
-    // An unseen field (the seed after the training fields') with noise: how the trained
-    // detector does on a whole image, through the same predict path users run.
-    let mut val_sky = sky.clone();
-    val_sky.seed = cfg.data.field_seed + cfg.data.fields as u64;
-    val_sky.noise.enabled = true;
-    let field = deepsky_sim::sky::simulate_sky(&val_sky, &())
-        .map_err(|e| RunError::failed(format!("validation field: {e}")))?;
-    let pred = predict(&det, field.image.view(), None, &cfg.predict, &mut |_, _| {
-        !deepsky_runtime::interrupt::interrupted()
-    })
-    .map_err(detect_error)?;
-    let classes = det.card.model.classes.clone();
-    let rows = catalog::measure(
-        field.image.view(),
-        &pred.background,
-        &pred.detections,
-        &classes,
+    // An unseen field with noise: how the trained detector does on a whole image, through the
+    // same predict path users run.
+    let validation = ValidationField::run(
+        &det,
+        &cfg.data.validation_sky(),
+        &cfg.predict,
         &cfg.photometry,
-        Some(val_sky.noise.gain),
-        None,
-    );
-    let truth = truth_objects(&field.catalog);
-    let dets: Vec<DetectedObject> = rows.iter().map(Row::detected).collect();
-    let e = evaluate(&dets, &truth, &classes, &cfg.evaluate);
+        &cfg.evaluate,
+        &mut |_, _| !deepsky_runtime::interrupt::interrupted(),
+    )
+    .map_err(detect_error)?;
 
     // Loss curves.
     let formats = common::plot_formats(&cfg.output.plots)?;
-    let plot_dir = frame.out.path("plots");
-    std::fs::create_dir_all(&plot_dir)
-        .map_err(|e| RunError::failed(format!("{}: {e}", plot_dir.display())))?;
-    let h = &outcome.state.history;
-    let plot = common::loss_curves(h);
-    let written = save_formats(&plot, plot_dir.join("loss"), &formats)
-        .map_err(|e| RunError::failed(format!("plot: {e}")))?;
-    let plots: Vec<String> = written
-        .iter()
-        .filter_map(|p| {
-            p.strip_prefix(frame.out.root())
-                .ok()
-                .map(|r| r.display().to_string())
-        })
-        .collect();
-    let report = json!({
-        "model": "model",
-        "parameters": params,
-        "examples_per_epoch": data.len(),
-        "epochs_run": outcome.state.epochs_done,
-        "best_epoch": outcome.state.best_epoch,
-        "stopped_early": outcome.state.stopped_early,
-        "resumed_from_epoch": outcome.resumed_from,
-        "first_train_loss": h.first().map(|r| r.train_loss),
-        "final_train_loss": h.last().map(|r| r.train_loss),
-        "best_val_loss": outcome.state.best_val,
-        "history": h,
-        "validation_field": {"seed": val_sky.seed, "n_detections": rows.len(), "evaluation": eval_json(&e)},
-        "timing": {"simulate_s": t_sim, "train_s": t_train},
-        "plots": plots,
-    });
+    let mut plots = Plots::new(frame, "plots", &formats)?;
+    plots.save(&common::loss_curves(&outcome.state.history), "loss")?;
+    let timing = TrainTiming {
+        simulate_s: t_sim,
+        train_s: t_train,
+    };
+    let examples = data.len();
+    let report = TrainReport::new(
+        "model",
+        params,
+        examples,
+        &outcome,
+        validation,
+        timing,
+        plots.written,
+    );
     frame.out.write_report(&report)?;
+    let e = &report.validation_field.evaluation;
     eprintln!(
         "trained {} epochs (best {}); unseen field: completeness {:.3}, purity {:.3}; model in {}",
         outcome.state.epochs_done,

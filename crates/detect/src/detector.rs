@@ -1,5 +1,7 @@
-//! A detector with its weights and preprocessing: training through deepsky-nn's shared loop,
-//! and saving/loading as `model.safetensors` + `model.json`.
+//! A detector: the network, its weights and its model card (architecture, preprocessing, what
+//! it was trained on). [`Detector::init`] makes one with fresh weights, [`Detector::fit`] trains
+//! it through deepsky-nn's shared loop, [`Detector::save`] and [`Detector::load`] write and read
+//! `model.safetensors` + `model.json`.
 
 use std::path::Path;
 
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::assign::AssignConfig;
 use crate::dataset::{Example, TrainData};
 use crate::loss::{detection_loss, LossConfig};
-use crate::model::{anchors, Detector, DetectorConfig};
+use crate::model::{anchors, parameter_count, DetectorConfig, DetectorNet};
 use crate::Preprocess;
 
 /// Everything needed to rebuild a trained detector (`model.json`).
@@ -47,16 +49,12 @@ pub struct TrainedOn {
     pub crop: usize,
 }
 
-/// A detector, its parameters and its card.
-pub struct TrainedDetector {
-    /// Parameters.
-    pub vars: SeededVarMap,
-    /// Network.
-    pub net: Detector,
-    /// How to rebuild it.
-    pub card: ModelCard,
-    /// Where it computes.
-    pub device: Device,
+/// A detector: its network, parameters and card, on a device.
+pub struct Detector {
+    vars: SeededVarMap,
+    net: DetectorNet,
+    card: ModelCard,
+    device: Device,
 }
 
 /// Stack normalised square images into a `(b, 1, h, w)` tensor.
@@ -76,7 +74,7 @@ pub fn images_tensor(
 }
 
 struct DetectTask<'a> {
-    det: &'a TrainedDetector,
+    det: &'a Detector,
     data: &'a TrainData,
     anchors: Vec<(f32, f32, f32)>,
     assign: AssignConfig,
@@ -103,19 +101,20 @@ impl TrainTask for DetectTask<'_> {
     }
 }
 
-impl TrainedDetector {
-    /// A freshly initialised detector.
-    pub fn new(
+impl Detector {
+    /// A detector of architecture `model` with fresh weights drawn from `seed`, which will see
+    /// images through `preprocess`; `trained_on` describes its training images for the card.
+    pub fn init(
         model: &DetectorConfig,
         preprocess: &Preprocess,
         trained_on: TrainedOn,
         seed: u64,
         device: &Device,
-    ) -> Result<TrainedDetector, NnError> {
+    ) -> Result<Detector, NnError> {
         model.validate().map_err(|e| e.within("model"))?;
         let vars = SeededVarMap::new(seed);
-        let net = Detector::new(model, vars.builder(device).pp("det"))?;
-        Ok(TrainedDetector {
+        let net = DetectorNet::new(model, vars.builder(device).pp("det"))?;
+        Ok(Detector {
             vars,
             net,
             card: ModelCard {
@@ -128,6 +127,36 @@ impl TrainedDetector {
             },
             device: device.clone(),
         })
+    }
+
+    /// The model card: architecture, preprocessing, seed and training images.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// Class names, in class-index order.
+    pub fn classes(&self) -> &[String] {
+        &self.card.model.classes
+    }
+
+    /// The preprocessing the network expects.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.card.preprocess
+    }
+
+    /// The network.
+    pub fn net(&self) -> &DetectorNet {
+        &self.net
+    }
+
+    /// Where it computes.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameter_count(&self) -> usize {
+        parameter_count(self.vars.varmap())
     }
 
     /// The training loop's view of this detector on `data`.
@@ -147,10 +176,10 @@ impl TrainedDetector {
         }
     }
 
-    /// Train on examples drawn from `data`, with the loop `trainer` describes (settings,
-    /// checkpoints, resume, hooks).
+    /// Train the weights on examples drawn from `data`, with the loop `trainer` describes
+    /// (settings, checkpoints, resume, hooks).
     pub fn fit(
-        &self,
+        &mut self,
         data: &TrainData,
         assign: &AssignConfig,
         loss: &LossConfig,
@@ -177,8 +206,8 @@ impl TrainedDetector {
         deepsky_nn::checkpoint::save_model(self.vars.varmap(), &self.card, dir)
     }
 
-    /// Load a detector saved by [`TrainedDetector::save`].
-    pub fn load(dir: &Path, device: &Device) -> Result<TrainedDetector, NnError> {
+    /// Load a detector saved by [`Detector::save`].
+    pub fn load(dir: &Path, device: &Device) -> Result<Detector, NnError> {
         let path = dir.join("model.json");
         let card: ModelCard = deepsky_nn::checkpoint::load_card(dir, "deepsky detector")?;
         if card.kind != "deepsky-detect" || card.format_version != 1 {
@@ -190,7 +219,7 @@ impl TrainedDetector {
                 ),
             ));
         }
-        let t = TrainedDetector::new(
+        let t = Detector::init(
             &card.model,
             &card.preprocess,
             card.trained_on.clone(),
@@ -198,7 +227,7 @@ impl TrainedDetector {
             device,
         )?;
         deepsky_nn::checkpoint::load_varmap(t.vars.varmap(), &dir.join("model.safetensors"))?;
-        Ok(TrainedDetector { card, ..t })
+        Ok(Detector { card, ..t })
     }
 }
 
@@ -220,7 +249,7 @@ mod tests {
         data_cfg.sky.height = 128;
         let pre = Preprocess::default();
         let data = TrainData::simulate(&data_cfg, &pre, 3).unwrap();
-        let det = TrainedDetector::new(
+        let mut det = Detector::init(
             &DetectorConfig::default(),
             &pre,
             TrainedOn::default(),
@@ -258,25 +287,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         det.save(dir.path()).unwrap();
-        let back = TrainedDetector::load(dir.path(), &Device::Cpu).unwrap();
-        assert_eq!(back.card, det.card);
+        let back = Detector::load(dir.path(), &Device::Cpu).unwrap();
+        assert_eq!(back.card(), det.card());
+        assert_eq!(back.parameter_count(), det.parameter_count());
         let all: Vec<usize> = (0..data.len()).collect();
-        let a = det
-            .evaluate_loss(
-                &data,
-                &all,
-                &AssignConfig::default(),
-                &LossConfig::default(),
-            )
-            .unwrap();
-        let b = back
-            .evaluate_loss(
-                &data,
-                &all,
-                &AssignConfig::default(),
-                &LossConfig::default(),
-            )
-            .unwrap();
-        assert_eq!(a, b);
+        let (assign, loss) = (AssignConfig::default(), LossConfig::default());
+        let loss_of = |d: &Detector| d.evaluate_loss(&data, &all, &assign, &loss).unwrap();
+        assert_eq!(loss_of(&back), loss_of(&det));
     }
 }
