@@ -157,18 +157,6 @@ pub fn plot_formats(names: &[String]) -> Result<Vec<deepsky_plot::Format>, RunEr
         .collect()
 }
 
-/// Check `output.plots` in a config: every entry a format the plot crate writes.
-pub fn check_plot_formats(names: &[String]) -> Result<(), deepsky_runtime::config::ConfigError> {
-    for p in names {
-        deepsky_runtime::config::ensure(
-            deepsky_plot::Format::parse(p).is_some(),
-            "output.plots",
-            "formats are png, svg, pdf",
-        )?;
-    }
-    Ok(())
-}
-
 /// Training (and, when every epoch has one, validation) loss against epoch, log scale: the
 /// loss plot every training pipeline writes.
 pub fn loss_curves(history: &[deepsky_nn::train::EpochRecord]) -> deepsky_plot::Curves {
@@ -195,5 +183,53 @@ pub fn loss_curves(history: &[deepsky_nn::train::EpochRecord]) -> deepsky_plot::
         series,
         log_y: true,
         ..Default::default()
+    }
+}
+
+/// A folder of plots being written in the configured formats.
+pub struct Plots {
+    dir: PathBuf,
+    root: PathBuf,
+    formats: Vec<deepsky_plot::Format>,
+    /// The files written, relative to the output folder (as report.json lists them).
+    pub written: Vec<String>,
+}
+
+impl Plots {
+    /// The folder `name` of the output folder, created.
+    pub fn new(
+        frame: &RunFrame,
+        name: &str,
+        formats: &[deepsky_plot::Format],
+    ) -> Result<Plots, RunError> {
+        let dir = frame.out.path(name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RunError::failed(format!("{}: {e}", dir.display())))?;
+        let root = frame.out.root().to_path_buf();
+        let formats = formats.to_vec();
+        Ok(Plots {
+            dir,
+            root,
+            formats,
+            written: Vec::new(),
+        })
+    }
+
+    /// Save `plot` as `stem.<format>` in each format; returns the files written, relative to
+    /// the output folder.
+    pub fn save<P: deepsky_plot::Plot>(
+        &mut self,
+        plot: &P,
+        stem: &str,
+    ) -> Result<Vec<String>, RunError> {
+        let paths = deepsky_plot::save_formats(plot, self.dir.join(stem), &self.formats)
+            .map_err(|e| RunError::failed(format!("plot {stem}: {e}")))?;
+        let relative: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.strip_prefix(&self.root).ok())
+            .map(|r| r.display().to_string())
+            .collect();
+        self.written.extend(relative.iter().cloned());
+        Ok(relative)
     }
 }

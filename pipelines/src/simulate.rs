@@ -17,10 +17,11 @@ use deepsky_io::h5::AttrValue;
 use deepsky_runtime::{config, PipelineConfig, Resolved, RunError};
 use deepsky_sim::cutouts::{self, CutoutConfig};
 use deepsky_sim::events::{self, EventConfig};
+use deepsky_sim::files;
 use deepsky_sim::sky::{self, SkyConfig};
 use serde::Serialize;
 
-pub use showers::{Layout, ShowerSettings};
+use deepsky_sim::shower::ShowerSettings;
 
 use crate::common::dump_or_run;
 
@@ -168,6 +169,8 @@ impl deepsky_sim::Progress for Ticks {
 fn sim_error(e: deepsky_sim::SimError) -> RunError {
     match e {
         deepsky_sim::SimError::Config(e) => RunError::from(e),
+        deepsky_sim::SimError::Io(e) => RunError::from(e),
+        e @ deepsky_sim::SimError::Table(_) => RunError::failed(e),
         e => RunError::input(e),
     }
 }
@@ -190,7 +193,7 @@ fn run_sky(a: SkyArgs) -> Result<(), RunError> {
         + c.artefacts.bad_columns
         + c.injections.len();
     let field = sky::simulate_sky(c, &Ticks::new("sky", work, "sources")).map_err(sim_error)?;
-    let truth = write::sky(&a.out, &field, &record.cards())?;
+    let truth = files::sky(&a.out, &field, &record.cards()).map_err(sim_error)?;
     let (w, h) = (field.image.ncols(), field.image.nrows());
     let (n, out) = (field.catalog.len(), a.out.display());
     eprintln!(
@@ -208,7 +211,7 @@ fn run_cutouts(a: CutoutArgs) -> Result<(), RunError> {
     let record = write::Record::start("cutouts", &cfg, c.seed, json(c));
     let ticks = Ticks::new("cutouts", c.n, "stamps");
     let set = cutouts::simulate_cutouts(c, &ticks).map_err(sim_error)?;
-    write::cutouts(&a.out, &set, record.attrs())?;
+    files::cutouts(&a.out, &set, &record.attrs()).map_err(sim_error)?;
     let counts: Vec<String> = cutouts::label_names()
         .iter()
         .zip(set.label_counts())
@@ -236,7 +239,7 @@ fn run_events(a: EventsArgs) -> Result<(), RunError> {
     // Per-source light-curve features, measured from the events as an analysis would.
     let features = events::light_curve_features(&ev, a.feature_bin);
     let (truth, features_path) =
-        write::events(&a.out, &ev, &features, a.feature_bin, &record.cards())?;
+        files::events(&a.out, &ev, &features, a.feature_bin, &record.cards()).map_err(sim_error)?;
     eprintln!(
         "wrote {} events to {}, the truth of {} sources to {} and their features to {}",
         ev.len(),
@@ -249,7 +252,7 @@ fn run_events(a: EventsArgs) -> Result<(), RunError> {
 }
 
 fn run_showers(a: ShowerArgs) -> Result<(), RunError> {
-    let flags = ShowerSettings::flags(&a)?;
+    let flags = showers::flags(&a)?;
     let Some(cfg) = settings::<ShowerSettings>(&a.common, |c| &mut c.seed, flags)? else {
         return Ok(());
     };
@@ -262,8 +265,9 @@ fn run_showers(a: ShowerArgs) -> Result<(), RunError> {
     attrs.push(("particle".into(), sim.particle.to_string().into()));
     let pdg = AttrValue::Int(sim.particle.pdg_id() as i64);
     attrs.push(("particle_pdg_id".into(), pdg));
-    let n = write::showers(&a.out, set, s.layout, &attrs)?;
-    let (particle, out, layout) = (sim.particle, a.out.display(), s.layout.name());
+    let showers = deepsky_io::calo::CaloGanShowers::from(set);
+    showers.write_as(s.layout, &a.out, &attrs)?;
+    let (n, particle, out, layout) = (showers.len(), sim.particle, a.out.display(), s.layout);
     eprintln!("wrote {n} {particle} showers to {out} ({layout} layout)");
     Ok(())
 }

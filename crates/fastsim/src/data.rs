@@ -6,8 +6,10 @@
 //! one-hot particle code when the training sample has more than one particle type.
 
 use candle_core::{Device, Tensor};
-use deepsky_io::calo::{CaloGanShowers, CALOGAN_LAYER_SHAPES};
-use ndarray::{Array2, Array3, Axis};
+use std::path::Path;
+
+use deepsky_io::calo::{read_showers, CaloGanShowers, ShowerLayout};
+use deepsky_io::h5::{AttrValue, H5Reader};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FastsimError, Result};
@@ -15,7 +17,7 @@ use crate::error::{FastsimError, Result};
 /// Cells per layer, front to back (3×96, 12×12, 12×6).
 pub const LAYER_CELLS: [usize; 3] = [288, 144, 72];
 /// Cells per shower.
-pub const N_CELLS: usize = 504;
+pub const N_CELLS: usize = deepsky_io::calo::CALOGAN_CELLS;
 
 /// Zero every cell (and overflow entry) at or below `threshold_mev`, as a detector's readout
 /// does. The simulator's sampling fluctuations leave cells down to 1e-45 MeV that no detector
@@ -124,14 +126,118 @@ pub struct Sample {
     pub showers: CaloGanShowers,
 }
 
-/// The simulator's output as CaloGAN showers (the same arrays; the particle is dropped).
-pub fn from_shower_set(set: deepsky_sim::shower::ShowerSet) -> CaloGanShowers {
-    CaloGanShowers {
-        layer_0: set.layer_0,
-        layer_1: set.layer_1,
-        layer_2: set.layer_2,
-        energy: set.energy,
-        overflow: set.overflow,
+impl Sample {
+    /// Read a shower file in either layout ([`read_showers`]) with the readout threshold
+    /// applied. The particle is `particle` when given, else the file's `particle` attribute
+    /// (which `deepsky simulate showers` writes), else `default_particle`; a file with none of
+    /// them, no showers, or energies that are not finite positive numbers is an error naming
+    /// the file.
+    pub fn read(
+        path: &Path,
+        particle: Option<&str>,
+        default_particle: Option<&str>,
+        threshold_mev: f32,
+    ) -> Result<(Sample, ShowerLayout)> {
+        let bad = |m: String| FastsimError::Input(format!("{}: {m}", path.display()));
+        let particle = match particle {
+            Some(p) => p.to_string(),
+            None => {
+                let attrs = H5Reader::open(path)?.root_attrs()?;
+                match attrs.into_iter().find(|(k, _)| k == "particle") {
+                    Some((_, AttrValue::Str(p))) => p,
+                    _ => match default_particle {
+                        Some(p) => p.to_string(),
+                        None => return Err(bad(
+                            "no `particle` attribute; name it in the config (data.samples = [{ path = \"…\", particle = \"e-\" }])".into(),
+                        )),
+                    },
+                }
+            }
+        };
+        let (mut showers, layout) = read_showers(path)?;
+        if showers.is_empty() {
+            return Err(bad("no showers".into()));
+        }
+        if let Some(e) = showers
+            .energy
+            .iter()
+            .find(|e| !(e.is_finite() && **e > 0.0))
+        {
+            return Err(bad(format!(
+                "incident energy {e} GeV is not a positive number"
+            )));
+        }
+        let finite = [&showers.layer_0, &showers.layer_1, &showers.layer_2]
+            .iter()
+            .all(|l| l.iter().all(|v| v.is_finite()))
+            && showers.overflow.iter().all(|v| v.is_finite());
+        if !finite {
+            return Err(bad(
+                "cell or overflow energies contain NaN or infinity".into()
+            ));
+        }
+        apply_threshold(&mut showers, threshold_mev);
+        Ok((Sample { particle, showers }, layout))
+    }
+}
+
+/// The training showers: one sample per particle type, the conditioning their energies and
+/// particles span, and the layout of the first file (which generated files copy).
+#[derive(Debug, Clone)]
+pub struct TrainingSet {
+    /// One sample per particle type, in the order of the files.
+    pub samples: Vec<Sample>,
+    /// Energy range and particle codes of the samples.
+    pub conditioning: Conditioning,
+    /// Layout of the first file.
+    pub layout: ShowerLayout,
+}
+
+impl TrainingSet {
+    /// Read `files` (path and particle, `None` for the file's `particle` attribute) with the
+    /// readout threshold applied; two files of one particle type are an error.
+    pub fn read(files: &[(&Path, Option<&str>)], threshold_mev: f32) -> Result<TrainingSet> {
+        let mut samples: Vec<Sample> = Vec::new();
+        let mut layout = None;
+        for &(path, particle) in files {
+            let (sample, l) = Sample::read(path, particle, None, threshold_mev)?;
+            if samples.iter().any(|s| s.particle == sample.particle) {
+                return Err(FastsimError::Input(format!(
+                    "data.samples: two files of `{}`; give one file per particle type",
+                    sample.particle
+                )));
+            }
+            layout.get_or_insert(l);
+            samples.push(sample);
+        }
+        let Some(layout) = layout else {
+            return Err(FastsimError::Input("data.samples: no training file".into()));
+        };
+        let (mut e_min, mut e_max) = (f64::INFINITY, 0f64);
+        for &e in samples.iter().flat_map(|s| s.showers.energy.iter()) {
+            e_min = e_min.min(e as f64);
+            e_max = e_max.max(e as f64);
+        }
+        let conditioning = Conditioning {
+            e_min_gev: e_min,
+            e_max_gev: e_max,
+            particles: samples.iter().map(|s| s.particle.clone()).collect(),
+        };
+        Ok(TrainingSet {
+            samples,
+            conditioning,
+            layout,
+        })
+    }
+
+    /// Showers in all samples.
+    pub fn len(&self) -> usize {
+        self.samples.iter().map(|s| s.showers.len()).sum()
+    }
+
+    /// True when there are no showers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -152,65 +258,12 @@ pub fn simulate_reference(
     };
     let set = deepsky_sim::shower::simulate_showers(&cfg, &())
         .map_err(|e| FastsimError::Input(format!("reference simulation: {e}")))?;
-    let mut showers = from_shower_set(set);
+    let mut showers = CaloGanShowers::from(set);
     apply_threshold(&mut showers, threshold_mev);
     Ok(Sample {
         particle: particle.to_string(),
         showers,
     })
-}
-
-/// Flatten the three layers of every shower into (N, 504) MeV.
-pub fn flatten_cells(s: &CaloGanShowers) -> Array2<f32> {
-    let n = s.len();
-    let mut out = Array2::<f32>::zeros((n, N_CELLS));
-    for (i, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
-        let cells = s
-            .layer_0
-            .index_axis(Axis(0), i)
-            .into_iter()
-            .chain(s.layer_1.index_axis(Axis(0), i))
-            .chain(s.layer_2.index_axis(Axis(0), i));
-        for (d, &v) in row.iter_mut().zip(cells) {
-            *d = v;
-        }
-    }
-    out
-}
-
-/// The inverse of [`flatten_cells`]: CaloGAN showers from (N, 504) cells, (N, 3) overflow
-/// and N incident energies in GeV.
-pub fn unflatten_cells(cells: &[f32], overflow: &[f32], energies_gev: &[f32]) -> CaloGanShowers {
-    let n = energies_gev.len();
-    let mut layers: Vec<Array3<f32>> = CALOGAN_LAYER_SHAPES
-        .iter()
-        .map(|&(r, c)| Array3::zeros((n, r, c)))
-        .collect();
-    for i in 0..n {
-        let row = &cells[i * N_CELLS..(i + 1) * N_CELLS];
-        let mut off = 0;
-        for (l, layer) in layers.iter_mut().enumerate() {
-            let k = LAYER_CELLS[l];
-            for (d, &v) in layer
-                .index_axis_mut(Axis(0), i)
-                .iter_mut()
-                .zip(&row[off..off + k])
-            {
-                *d = v;
-            }
-            off += k;
-        }
-    }
-    let layer_2 = layers.pop().expect("three layers");
-    let layer_1 = layers.pop().expect("three layers");
-    let layer_0 = layers.pop().expect("three layers");
-    CaloGanShowers {
-        layer_0,
-        layer_1,
-        layer_2,
-        energy: Array2::from_shape_vec((n, 1), energies_gev.to_vec()).expect("n energies"),
-        overflow: Array2::from_shape_vec((n, 3), overflow.to_vec()).expect("n×3 overflow"),
-    }
 }
 
 /// Showers as tensors on a device, ready for mini-batches.
@@ -241,7 +294,7 @@ impl ShowerTensors {
         let mut particles = Vec::new();
         for s in samples {
             let p = cond.particle_index(&s.particle)?;
-            cells.extend(flatten_cells(&s.showers).iter().copied());
+            cells.extend(s.showers.cells().iter().copied());
             overflow.extend(s.showers.overflow.iter().copied());
             energies.extend(s.showers.energy.iter().copied());
             particles.extend(std::iter::repeat_n(p, s.showers.len()));
@@ -347,29 +400,76 @@ mod tests {
     }
 
     #[test]
-    fn flatten_and_back_is_identity() {
-        let n = 2;
-        let mut s = CaloGanShowers {
-            layer_0: Array3::from_shape_fn((n, 3, 96), |(i, r, c)| (i * 1000 + r * 96 + c) as f32),
-            layer_1: Array3::from_shape_fn((n, 12, 12), |(i, r, c)| (i * 7 + r * 12 + c) as f32),
-            layer_2: Array3::from_shape_fn((n, 12, 6), |(i, r, c)| (i + r * 6 + c) as f32 + 0.5),
-            energy: Array2::from_shape_vec((n, 1), vec![1.0, 50.0]).unwrap(),
-            overflow: Array2::from_shape_vec((n, 3), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap(),
-        };
-        let flat = flatten_cells(&s);
-        assert_eq!(flat[[1, 0]], 1000.0);
-        assert_eq!(flat[[0, 288]], 0.0);
-        assert_eq!(flat[[1, 503]], 1.0 + 11.0 * 6.0 + 5.0 + 0.5);
-        let back = unflatten_cells(
-            flat.as_slice().unwrap(),
-            s.overflow.as_slice().unwrap(),
-            s.energy.as_slice().unwrap(),
+    fn the_threshold_zeroes_cells_and_overflow_at_or_below_it() {
+        let mut s = CaloGanShowers::from_cells(
+            ndarray::Array2::from_shape_fn((1, N_CELLS), |(_, c)| c as f32).view(),
+            ndarray::Array2::from_shape_vec((1, 3), vec![0.5, 1.0, 2.0])
+                .unwrap()
+                .view(),
+            &[10.0],
         );
-        assert_eq!(back, s);
         apply_threshold(&mut s, 1.0);
         assert_eq!(s.layer_0[[0, 0, 1]], 0.0);
         assert_eq!(s.layer_0[[0, 0, 2]], 2.0);
-        assert_eq!(s.overflow[[0, 1]], 0.0);
+        assert_eq!(s.overflow.row(0).to_vec(), [0.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn samples_read_either_layout_and_name_the_particle() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = deepsky_sim::shower::simulate_showers(
+            &deepsky_sim::shower::ShowerConfig {
+                particle: deepsky_sim::shower::Particle::Photon,
+                energy_gev: deepsky_sim::shower::EnergySpec::Fixed(5.0),
+                n_showers: 3,
+                seed: 4,
+            },
+            &(),
+        )
+        .unwrap();
+        let showers = CaloGanShowers::from(set);
+        let gan = dir.path().join("gan.h5");
+        let challenge = dir.path().join("challenge.h5");
+        let attrs = [("particle".to_string(), AttrValue::Str("gamma".into()))];
+        showers.write(&gan, &attrs).unwrap();
+        showers.to_calochallenge().write(&challenge, &[]).unwrap();
+
+        let (a, layout) = Sample::read(&gan, None, None, 0.01).unwrap();
+        assert_eq!(
+            (a.particle.as_str(), layout),
+            ("gamma", ShowerLayout::CaloGan)
+        );
+        assert_eq!(a.showers.len(), 3);
+        assert!(a.showers.layer_1.iter().all(|&v| v == 0.0 || v > 0.01));
+        // No attribute: the default, else an error naming the file and the config key.
+        let (b, layout) = Sample::read(&challenge, None, Some("e-"), 0.01).unwrap();
+        assert_eq!(
+            (b.particle.as_str(), layout),
+            ("e-", ShowerLayout::CaloChallenge)
+        );
+        assert_eq!(b.showers.layer_1, a.showers.layer_1);
+        let err = Sample::read(&challenge, None, None, 0.01)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("challenge.h5") && err.contains("data.samples"),
+            "{err}"
+        );
+        let (c, _) = Sample::read(&gan, Some("e+"), None, 0.01).unwrap();
+        assert_eq!(c.particle, "e+");
+
+        // A training set spans the energies and particles of its files.
+        let set = TrainingSet::read(&[(&gan, None), (&challenge, Some("e-"))], 0.01).unwrap();
+        assert_eq!(set.conditioning.particles, ["gamma", "e-"]);
+        assert_eq!(
+            (set.conditioning.e_min_gev, set.conditioning.e_max_gev),
+            (5.0, 5.0)
+        );
+        assert_eq!((set.layout, set.len()), (ShowerLayout::CaloGan, 6));
+        let err = TrainingSet::read(&[(&gan, None), (&challenge, Some("gamma"))], 0.01)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("two files of `gamma`"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub enum FastsimError {
     /// Input data that cannot be used (wrong shapes, too few showers, NaN energies …).
     #[error("{0}")]
     Input(String),
+    /// A file could not be read or written; the error names it.
+    #[error(transparent)]
+    Io(#[from] deepsky_io::IoError),
     /// The network or its training loop failed.
     #[error(transparent)]
     Nn(#[from] deepsky_nn::NnError),

@@ -7,7 +7,13 @@
 //!   generator ([`shower_gan::LoadedSimulator`]) makes showers at any incident energy.
 //! - [`image_gan`]: a DCGAN-style image GAN on galaxy cutouts, trained by the same loop.
 //! - Validation: high-level [`observables`], per-observable [`metrics`] (χ² separation power,
-//!   Wasserstein-1) and a classifier [`two_sample`] test (ROC AUC; 0.5 is indistinguishable).
+//!   Wasserstein-1) and a classifier [`two_sample`] test (ROC AUC; 0.5 is indistinguishable),
+//!   put together against two reference samples with a speed measurement in [`validate`];
+//!   [`stamps`] does the same for generated images.
+//! - The pipeline's pieces: its [`config`], the training showers
+//!   ([`data::TrainingSet`], either layout), the incident energies of a [`generate`] run, and
+//!   every `report.json` as a typed struct ([`report`], [`generate::GenerateReport`],
+//!   [`validate::ValidationReport`]).
 //!
 //! ```no_run
 //! use candle_core::Device;
@@ -21,13 +27,18 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod data;
 mod error;
+pub mod generate;
 pub mod image_gan;
 pub mod metrics;
 pub mod model;
 pub mod observables;
+pub mod report;
 pub mod shower_gan;
+pub mod stamps;
 pub mod two_sample;
+pub mod validate;
 
 pub use error::{FastsimError, Result};

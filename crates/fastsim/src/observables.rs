@@ -377,18 +377,14 @@ pub fn cell_features(showers: &CaloGanShowers) -> Array2<f32> {
     if let Err(m) = showers.validate() {
         panic!("showers do not have the CaloGAN layout: {m}");
     }
+    let cells = showers.cells();
     let n = showers.len();
     let mut out = Array2::<f32>::zeros((n, N_CELL_FEATURES));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
+        .zip(cells.axis_iter(Axis(0)))
         .enumerate()
-        .for_each(|(i, mut row)| {
-            let cells = showers
-                .layer_0
-                .index_axis(Axis(0), i)
-                .into_iter()
-                .chain(showers.layer_1.index_axis(Axis(0), i))
-                .chain(showers.layer_2.index_axis(Axis(0), i));
+        .for_each(|(i, (mut row, cells))| {
             for (dst, &e) in row.iter_mut().zip(cells) {
                 *dst = clip(e).ln_1p() as f32;
             }

@@ -13,7 +13,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use deepsky_core::config::Validate;
-use deepsky_io::calo::CaloGanShowers;
+use deepsky_io::calo::{CaloGanShowers, ShowerLayout};
 use deepsky_nn::gan::GanTask;
 use deepsky_nn::init::{named_rng, SeededVarMap};
 use deepsky_nn::train::Batch;
@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{unflatten_cells, Conditioning, ShowerTensors, N_CELLS};
+use crate::data::{Conditioning, ShowerTensors, N_CELLS};
 use crate::error::{to_candle, FastsimError, Result};
 use crate::model::{Critic, Generator, ShowerGanConfig};
 
@@ -58,8 +58,8 @@ pub struct ShowerModelCard {
     pub trained_showers: usize,
     /// Epochs trained.
     pub epochs: usize,
-    /// Layout of the training file (`calogan` or `calochallenge`): generated files use it.
-    pub layout: String,
+    /// Layout of the training file: generated files use it.
+    pub layout: ShowerLayout,
 }
 
 /// The two networks in training, with the generator's moving average.
@@ -84,7 +84,7 @@ impl ShowerGan {
     pub fn new(
         cfg: &ShowerGanConfig,
         conditioning: Conditioning,
-        layout: &str,
+        layout: ShowerLayout,
         seed: u64,
         device: &Device,
     ) -> Result<ShowerGan> {
@@ -106,7 +106,7 @@ impl ShowerGan {
                 conditioning,
                 trained_showers: 0,
                 epochs: 0,
-                layout: layout.into(),
+                layout,
             },
             generator_vars,
             ema_vars,
@@ -499,6 +499,9 @@ impl FastSimulator<'_> {
             cells.extend(c);
             overflow.extend(o);
         }
-        Ok(unflatten_cells(&cells, &overflow, energies_gev))
+        let n = energies_gev.len();
+        let cells = ndarray::ArrayView2::from_shape((n, N_CELLS), &cells).expect("N × 504 cells");
+        let overflow = ndarray::ArrayView2::from_shape((n, 3), &overflow).expect("N × 3 overflow");
+        Ok(CaloGanShowers::from_cells(cells, overflow, energies_gev))
     }
 }

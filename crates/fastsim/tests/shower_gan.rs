@@ -46,7 +46,14 @@ fn training_data() -> ShowerTensors {
 fn gan_with_data(seed: u64) -> ShowerGan {
     let cond = conditioning();
     let data = training_data().with_mirror(true);
-    let mut gan = ShowerGan::new(&small_model(), cond, "calogan", seed, &Device::Cpu).unwrap();
+    let mut gan = ShowerGan::new(
+        &small_model(),
+        cond,
+        deepsky_io::calo::ShowerLayout::CaloGan,
+        seed,
+        &Device::Cpu,
+    )
+    .unwrap();
     gan.set_data(data, ShowerLossConfig::default()).unwrap();
     gan
 }
@@ -180,8 +187,14 @@ fn resumed_training_equals_an_uninterrupted_run() {
     // fingerprint), with the same [train] settings.
     for (mirror, energy_weight) in [(true, 3.0), (false, 1.0)] {
         let data = training_data().with_mirror(mirror);
-        let mut other =
-            ShowerGan::new(&small_model(), conditioning(), "calogan", 4, &Device::Cpu).unwrap();
+        let mut other = ShowerGan::new(
+            &small_model(),
+            conditioning(),
+            deepsky_io::calo::ShowerLayout::CaloGan,
+            4,
+            &Device::Cpu,
+        )
+        .unwrap();
         other
             .set_data(data, ShowerLossConfig { energy_weight })
             .unwrap();

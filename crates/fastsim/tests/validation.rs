@@ -27,14 +27,7 @@ fn simulate(energy_gev: EnergySpec, n_showers: usize, seed: u64) -> CaloGanShowe
         n_showers,
         seed,
     };
-    let set = simulate_showers(&cfg, &()).expect("simulation runs");
-    CaloGanShowers {
-        layer_0: set.layer_0,
-        layer_1: set.layer_1,
-        layer_2: set.layer_2,
-        energy: set.energy,
-        overflow: set.overflow,
-    }
+    CaloGanShowers::from(simulate_showers(&cfg, &()).expect("simulation runs"))
 }
 
 /// Showers per 10 GeV reference sample: enough that the finite-sample bias of the separation

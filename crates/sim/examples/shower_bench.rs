@@ -88,7 +88,7 @@ fn physics() {
             seed: 9,
         };
         let set = simulate_showers(&cfg, &()).expect("sim");
-        let (_, s) = set.to_calochallenge();
+        let s = set.to_calochallenge().showers;
         let tot: Vec<f64> = (0..n)
             .map(|i| s.row(i).sum() as f64 + set.overflow.row(i).sum() as f64)
             .collect();

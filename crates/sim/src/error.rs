@@ -19,6 +19,12 @@ pub enum SimError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// A result could not be written; the error names the file.
+    #[error(transparent)]
+    Io(#[from] deepsky_io::IoError),
+    /// A result's columns do not make a table (a bug: they have different lengths).
+    #[error("{0}")]
+    Table(String),
 }
 
 impl SimError {

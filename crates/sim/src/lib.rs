@@ -15,8 +15,8 @@
 //!
 //! Every simulator takes a seed and gives bit-identical output for the same seed whatever the
 //! number of threads: each object draws from its own generator ([`rng::stream_rng`]).
-//! Simulators return plain in-memory results; writing them to FITS/HDF5 is the job of
-//! `deepsky-io` and the `deepsky simulate` command.
+//! Simulators return plain in-memory results; [`files`] writes them in their documented FITS
+//! and HDF5 layouts (with `deepsky-io`).
 //!
 //! ```
 //! use deepsky_core::Validate;
@@ -44,6 +44,7 @@ pub mod rng;
 pub use error::{Result, SimError};
 pub mod cutouts;
 pub mod events;
+pub mod files;
 pub mod output;
 pub mod shower;
 pub mod sky;

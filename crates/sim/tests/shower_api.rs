@@ -209,7 +209,8 @@ fn shower_calochallenge_layout() {
         &(),
     )
     .expect("simulate");
-    let (incident, showers) = set.to_calochallenge();
+    let cc = set.to_calochallenge();
+    let (incident, showers) = (cc.incident_energies, cc.showers);
     assert_eq!(incident.shape(), &[5, 1]);
     assert_eq!(showers.shape(), &[5, 504]);
     for i in 0..5 {

@@ -148,7 +148,7 @@ fn response(e_gev: f64, n: usize) -> Response {
         seed: 31,
     };
     let set = simulate_showers(&cfg, &()).expect("simulate");
-    let (_, cells) = set.to_calochallenge();
+    let cells = set.to_calochallenge().showers;
     let totals: Vec<f64> = (0..n)
         .map(|i| (cells.row(i).sum() + set.overflow.row(i).sum()) as f64 / (e_gev * 1000.0))
         .collect();

@@ -1,19 +1,16 @@
 //! Writing an anomaly run's products (layouts: `deepsky_repr::anomaly::products`): latent.h5,
 //! latent.parquet, anomalies.fits and anomalies.csv with provenance, and the plots.
 
-use std::path::Path;
-
 use deepsky_io::fits::FitsWriter;
 use deepsky_io::h5::{H5Writer, WriteOptions};
 use deepsky_nn::train::TrainOutcome;
-use deepsky_plot::{save_formats, Format, Plot};
 use deepsky_repr::anomaly::plots::{gallery, AnomalyPlots};
 use deepsky_repr::anomaly::{AnomalyConfig, AnomalyModel, AnomalyResult};
 use deepsky_repr::objects::Objects;
 use deepsky_runtime::RunError;
 
 use super::repr_error;
-use crate::common::{loss_curves, plot_formats, RunFrame};
+use crate::common::{loss_curves, plot_formats, Plots, RunFrame};
 
 const PER_OBJECT: &str = "latent vectors, scores, clusters per object";
 const RANKED: &str = "ranked catalogue of the most anomalous objects";
@@ -54,24 +51,6 @@ pub fn write_tables(
     Ok(())
 }
 
-/// Save `plot` as `plots/NAME.<format>`, adding the paths (relative to `root`) to `written`.
-fn save<P: Plot>(
-    plot: &P,
-    name: &str,
-    formats: &[Format],
-    root: &Path,
-    written: &mut Vec<String>,
-) -> Result<(), RunError> {
-    let paths = save_formats(plot, root.join("plots").join(name), formats)
-        .map_err(|e| RunError::failed(format!("plot: {e}")))?;
-    for p in paths {
-        if let Ok(rel) = p.strip_prefix(root) {
-            written.push(rel.display().to_string());
-        }
-    }
-    Ok(())
-}
-
 /// Write the plots; returns their paths relative to the output directory.
 pub fn write_plots(
     r: &AnomalyResult,
@@ -82,41 +61,25 @@ pub fn write_plots(
     frame: &RunFrame,
 ) -> Result<Vec<String>, RunError> {
     let formats = plot_formats(&cfg.output.plots)?;
-    let root = frame.out.root();
-    let dir = frame.out.path("plots");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RunError::failed(format!("{}: {e}", dir.display())))?;
-    let mut written = vec![];
+    let mut written = Plots::new(frame, "plots", &formats)?;
     if let Some(o) = outcome {
-        save(
-            &loss_curves(&o.state.history),
-            "loss",
-            &formats,
-            root,
-            &mut written,
-        )?;
+        written.save(&loss_curves(&o.state.history), "loss")?;
     }
     let plots = AnomalyPlots::new(r, objects, &cfg.input).map_err(repr_error)?;
-    save(
-        &plots.latent_clusters,
-        "latent_clusters",
-        &formats,
-        root,
-        &mut written,
-    )?;
+    written.save(&plots.latent_clusters, "latent_clusters")?;
     if let Some(p) = &plots.latent_labels {
-        save(p, "latent_labels", &formats, root, &mut written)?;
+        written.save(p, "latent_labels")?;
     }
     if let Some(p) = &plots.roc {
-        save(p, "roc", &formats, root, &mut written)?;
+        written.save(p, "roc")?;
     }
     if let Some(p) = &plots.score_hist {
-        save(p, "score_hist", &formats, root, &mut written)?;
+        written.save(p, "score_hist")?;
     }
     if let Some(m) = model {
         if let Some(g) = gallery(m, objects, r, cfg.output.gallery).map_err(repr_error)? {
-            save(&g, "gallery", &formats, root, &mut written)?;
+            written.save(&g, "gallery")?;
         }
     }
-    Ok(written)
+    Ok(written.written)
 }

@@ -8,7 +8,8 @@ use deepsky_detect::model::DetectorConfig;
 use deepsky_detect::report::EvaluateReport;
 use deepsky_runtime::RunError;
 
-use super::{detect_error, EvaluateArgs, Plots};
+use super::{detect_error, EvaluateArgs};
+use crate::common::Plots;
 use crate::common::RunFrame;
 
 pub fn run(args: &EvaluateArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result<(), RunError> {

@@ -11,8 +11,7 @@
 //!   unsharded run writes (`deepsky submit` runs the shards as a Slurm job array).
 
 mod evaluate;
-pub mod inputs;
-mod merge;
+pub mod merge;
 mod predict;
 mod train;
 
@@ -147,44 +146,4 @@ fn write_catalog(
         frame.provenance.output(name, "catalogue");
     }
     Ok(())
-}
-
-/// A folder of plots being written in the configured formats.
-struct Plots {
-    dir: PathBuf,
-    root: PathBuf,
-    formats: Vec<deepsky_plot::Format>,
-    /// The files written, relative to the output folder (as report.json lists them).
-    written: Vec<String>,
-}
-
-impl Plots {
-    /// The folder `name` of the output folder, created.
-    fn new(
-        frame: &RunFrame,
-        name: &str,
-        formats: &[deepsky_plot::Format],
-    ) -> Result<Plots, RunError> {
-        let dir = frame.out.path(name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| RunError::failed(format!("{}: {e}", dir.display())))?;
-        let root = frame.out.root().to_path_buf();
-        let formats = formats.to_vec();
-        Ok(Plots {
-            dir,
-            root,
-            formats,
-            written: Vec::new(),
-        })
-    }
-
-    /// Save `plot` as `stem.<format>` in each format.
-    fn save<P: deepsky_plot::Plot>(&mut self, plot: &P, stem: &str) -> Result<(), RunError> {
-        let paths = deepsky_plot::save_formats(plot, self.dir.join(stem), &self.formats)
-            .map_err(|e| RunError::failed(format!("plot: {e}")))?;
-        let relative = paths.iter().filter_map(|p| p.strip_prefix(&self.root).ok());
-        self.written
-            .extend(relative.map(|r| r.display().to_string()));
-        Ok(())
-    }
 }

@@ -13,7 +13,10 @@ use deepsky_detect::{catalog, figures, measure, predict, Detector};
 use deepsky_io::wcs::Wcs;
 use deepsky_runtime::{Progress, RunError, Shard};
 
-use super::{detect_error, inputs, write_catalog, Plots, PredictArgs};
+use deepsky_runtime::inputs;
+
+use super::{detect_error, write_catalog, PredictArgs};
+use crate::common::Plots;
 use crate::common::{self, RunFrame};
 
 /// What one image gave: its objects, its record for report.json, and (with `--truth`) the

@@ -9,7 +9,8 @@ use deepsky_detect::report::{TrainReport, TrainTiming, ValidationField};
 use deepsky_nn::train::Trainer;
 use deepsky_runtime::{Progress, RunError};
 
-use super::{detect_error, Plots, TrainArgs};
+use super::{detect_error, TrainArgs};
+use crate::common::Plots;
 use crate::common::{self, RunFrame, TrainProgress};
 
 pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result<(), RunError> {

@@ -5,20 +5,15 @@
 use std::time::Instant;
 
 use deepsky_fastsim::image_gan::{read_cutouts, ImageGan};
-use deepsky_fastsim::metrics::{binning, chi2_separation, wasserstein1};
+use deepsky_fastsim::report::{image_loss_curves, ImagesReport, TrainTiming};
+use deepsky_fastsim::stamps::{compare_stamps, gallery};
 use deepsky_io::h5::{AttrValue, H5Writer, WriteOptions};
 use deepsky_io::NdData;
 use deepsky_nn::gan::{GanEpoch, GanHooks, GanTrainer};
-use deepsky_plot::{
-    save_formats, Curves, Gallery, Hist1d, HistSample, HistStyle, Interval, Series, Stamp,
-};
 use deepsky_runtime::{Progress, RunError};
-use ndarray::{s, Array3, Axis};
-use serde_json::json;
 
-use super::config::FastsimConfig;
-use super::{fastsim_error, plot_dir, relative, TrainArgs};
-use crate::common::{self, RunFrame};
+use super::{fastsim_error, FastsimConfig, TrainArgs};
+use crate::common::{self, Plots, RunFrame};
 
 struct Hooks {
     bar: Progress,
@@ -38,41 +33,6 @@ impl GanHooks for Hooks {
     fn should_stop(&self) -> bool {
         deepsky_runtime::interrupt::interrupted()
     }
-}
-
-/// Per-stamp summaries: total flux, peak pixel, fraction of the flux in the central quarter
-/// of the stamp (the concentration).
-fn summaries(images: &Array3<f32>) -> [(&'static str, &'static str, Vec<f64>); 3] {
-    let (h, w) = (images.shape()[1], images.shape()[2]);
-    let (r0, c0) = (h * 3 / 8, w * 3 / 8);
-    let (r1, c1) = (h - r0, w - c0);
-    let mut flux = Vec::new();
-    let mut peak = Vec::new();
-    let mut conc = Vec::new();
-    for img in images.axis_iter(Axis(0)) {
-        let total: f64 = img.iter().map(|&v| v as f64).sum();
-        let centre: f64 = img
-            .slice(s![r0..r1, c0..c1])
-            .iter()
-            .map(|&v| v as f64)
-            .sum();
-        flux.push(total);
-        peak.push(img.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64);
-        conc.push(if total.abs() > 0.0 {
-            centre / total
-        } else {
-            0.0
-        });
-    }
-    [
-        ("flux", "total flux per stamp [ADU]", flux),
-        ("peak", "brightest pixel [ADU]", peak),
-        (
-            "concentration",
-            "flux fraction in the central quarter",
-            conc,
-        ),
-    ]
 }
 
 pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Result<(), RunError> {
@@ -134,93 +94,34 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
 
     // Generated against the training stamps.
     let formats = common::plot_formats(&cfg.output.plots)?;
-    let pdir = plot_dir(frame, "plots")?;
-    let mut plots = Vec::new();
-    let mut comparison = serde_json::Map::new();
-    for ((name, label, data), (_, _, gen)) in
-        summaries(&images).into_iter().zip(summaries(&generated))
-    {
-        let edges = binning(&data, &gen, 40, false);
-        let hist = Hist1d {
-            x_label: label.into(),
-            edges: edges.clone(),
-            samples: vec![
-                HistSample::values("Training stamps", data.clone()).with_style(HistStyle::Filled),
-                HistSample::values("GAN", gen.clone()).with_style(HistStyle::Points),
-            ],
-            density: true,
-            ratio_to: Some(0),
-            ..Default::default()
-        };
-        let written = save_formats(&hist, pdir.join(name), &formats)
-            .map_err(|e| RunError::failed(format!("plot {name}: {e}")))?;
-        plots.extend(relative(frame, &written));
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        comparison.insert(
-            name.to_string(),
-            json!({
-                "chi2": chi2_separation(&gen, &data, &edges),
-                "w1": wasserstein1(&gen, &data),
-                "data_mean": mean(&data),
-                "generated_mean": mean(&gen),
-            }),
-        );
+    let mut plots = Plots::new(frame, "plots", &formats)?;
+    let mut comparison = std::collections::BTreeMap::new();
+    for summary in compare_stamps(&images, &generated, 40) {
+        plots.save(&summary.histogram(), summary.name)?;
+        comparison.insert(summary.name.to_string(), summary.comparison);
     }
-    // A gallery: training stamps in the first two rows, generated ones below.
-    let k = 8.min(n).min(c.generate);
-    let mut stamps = Vec::new();
-    for i in 0..k {
-        stamps.push(Stamp::new(
-            images.index_axis(Axis(0), i).to_owned(),
-            format!("data {i}"),
-        ));
-    }
-    for i in 0..k {
-        stamps.push(Stamp::new(
-            generated.index_axis(Axis(0), i).to_owned(),
-            format!("GAN {i}"),
-        ));
-    }
-    let gallery = Gallery {
-        title: "Training stamps (top) and generated (bottom)".into(),
-        stamps,
-        columns: k.div_ceil(2).max(1),
-        interval: Interval::Percentile(99.5),
-        ..Default::default()
-    };
-    let written = save_formats(&gallery, pdir.join("gallery"), &formats)
-        .map_err(|e| RunError::failed(format!("plot gallery: {e}")))?;
-    plots.extend(relative(frame, &written));
+    plots.save(&gallery(&images, &generated), "gallery")?;
     let h = &outcome.state.history;
-    let curves = Curves {
-        x_label: "Epoch".into(),
-        y_label: "Loss".into(),
-        series: vec![
-            Series::epochs("critic", h.iter().map(|e| e.critic_loss).collect()),
-            Series::epochs("generator", h.iter().map(|e| e.generator_loss).collect()),
-        ],
-        ..Default::default()
-    };
-    let written = save_formats(&curves, pdir.join("loss"), &formats)
-        .map_err(|e| RunError::failed(format!("plot loss: {e}")))?;
-    plots.extend(relative(frame, &written));
-
-    frame.out.write_report(&json!({
-        "model": "model",
-        "training_stamps": n,
-        "label": c.label,
-        "image_size": c.model.image_size,
-        "generator_parameters": gan.generator_parameters(),
-        "critic_parameters": gan.critic_parameters(),
-        "epochs_run": outcome.state.epochs_done,
-        "resumed_from_epoch": outcome.resumed_from,
-        "history": h,
-        "generated": c.generate,
-        "comparison": comparison,
-        "normalisation": gan.card.normalisation,
-        "plots": plots,
-        "timing": {"train_s": t_train, "total_s": t0.elapsed().as_secs_f64()},
-    }))?;
+    plots.save(&image_loss_curves(h), "loss")?;
+    frame.out.write_report(&ImagesReport {
+        model: "model".into(),
+        training_stamps: n,
+        label: c.label,
+        image_size: c.model.image_size,
+        generator_parameters: gan.generator_parameters(),
+        critic_parameters: gan.critic_parameters(),
+        epochs_run: outcome.state.epochs_done,
+        resumed_from_epoch: outcome.resumed_from,
+        history: h.clone(),
+        generated: c.generate,
+        comparison,
+        normalisation: gan.card.normalisation,
+        plots: plots.written,
+        timing: TrainTiming {
+            train_s: t_train,
+            total_s: t0.elapsed().as_secs_f64(),
+        },
+    })?;
     frame.provenance.output("report.json", "report");
     eprintln!(
         "fastsim images: {} epochs over {n} stamps in {t_train:.0} s; {} generated stamps in {}",

@@ -10,19 +10,17 @@
 //!   samples (the noise floor), and the speed against the reference simulator.
 //! - `images`: the same adversarial machinery on galaxy cutouts (a DCGAN-style image GAN).
 
-mod config;
 mod generate;
 mod images;
-mod samples;
 mod train;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use deepsky_runtime::RunError;
 
-pub use config::FastsimConfig;
+pub use deepsky_fastsim::config::FastsimConfig;
 
 use crate::common::{self, PipelineArgs, RunFrame};
 
@@ -115,27 +113,27 @@ pub fn fastsim_error(e: deepsky_fastsim::FastsimError) -> RunError {
     match e {
         E::Nn(n) => common::nn_error(n),
         E::InvalidConfig(e) => RunError::from(e),
+        E::Io(e) => RunError::from(e),
         e @ E::Input(_) => RunError::Input(e.to_string()),
         e => RunError::Failed(e.to_string()),
     }
 }
 
-/// The run's plot folder, created.
-fn plot_dir(frame: &RunFrame, name: &str) -> Result<std::path::PathBuf, RunError> {
-    let dir = frame.out.path(name);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RunError::failed(format!("{}: {e}", dir.display())))?;
-    Ok(dir)
+/// The model directory: `--model`, else `generate.model`.
+fn model_dir(arg: &Option<PathBuf>, cfg: &FastsimConfig) -> PathBuf {
+    arg.clone().unwrap_or_else(|| cfg.generate.model.clone())
 }
 
-/// Paths relative to the output root, for report.json.
-fn relative(frame: &RunFrame, paths: &[PathBuf]) -> Vec<String> {
-    paths
-        .iter()
-        .filter_map(|p| {
-            p.strip_prefix(frame.out.root())
-                .ok()
-                .map(|r| r.display().to_string())
-        })
-        .collect()
+/// Load the saved generator in `dir`, recorded as the run's model input.
+fn load_model(
+    dir: &Path,
+    device: &candle_core::Device,
+    frame: &mut RunFrame,
+) -> Result<deepsky_fastsim::shower_gan::LoadedSimulator, RunError> {
+    let loaded =
+        deepsky_fastsim::shower_gan::LoadedSimulator::load(dir, device).map_err(fastsim_error)?;
+    frame
+        .provenance
+        .input(&dir.join("model.safetensors"), "model")?;
+    Ok(loaded)
 }

@@ -134,7 +134,8 @@
 //! };
 //! let set = simulate_showers(&cfg, &())?;
 //! assert_eq!(set.layer_1.shape(), &[4, 12, 12]);
-//! let (incident_mev, showers) = set.to_calochallenge();
+//! let cc = set.to_calochallenge();
+//! let (incident_mev, showers) = (cc.incident_energies, cc.showers);
 //! assert_eq!(showers.shape(), &[4, 504]);
 //! // Calibrated cell energies add up to roughly the incident energy.
 //! let sum: f32 = showers.row(0).sum() + set.overflow.row(0).sum();
@@ -149,6 +150,7 @@ pub(crate) mod calorimeter;
 pub(crate) mod config;
 pub(crate) mod diagnostics;
 pub(crate) mod set;
+pub(crate) mod settings;
 pub(crate) mod simulate;
 pub(crate) mod transport;
 
@@ -159,6 +161,7 @@ pub use calorimeter::{
 pub use config::{EnergySpec, Particle, ShowerConfig, MAX_ENERGY_GEV, MIN_ENERGY_GEV};
 pub use diagnostics::{fit_gamma_profile, GammaProfileFit, ShowerDiagnostics};
 pub use set::{OneShower, ShowerSet};
+pub use settings::ShowerSettings;
 pub use simulate::{longitudinal_profile, shower_diagnostics, simulate_showers};
 pub use transport::{
     simulate_one, simulate_one_with_diagnostics, BREMS_K_MIN_MEV, ELECTRON_CUT_MEV,

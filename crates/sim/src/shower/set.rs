@@ -1,9 +1,8 @@
 //! Simulated showers: one at a time ([`OneShower`]) and as a set in the CaloGAN layout
 //! ([`ShowerSet`]), convertible to the CaloChallenge layout.
 
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array2, Array3};
 
-use super::calorimeter::N_CELLS;
 use super::config::Particle;
 
 /// One simulated shower.
@@ -56,6 +55,20 @@ pub struct ShowerSet {
     pub particle: Particle,
 }
 
+/// The simulator's showers as the CaloGAN layout holds them (the same arrays; the particle,
+/// which the layout does not record, is dropped).
+impl From<ShowerSet> for deepsky_io::calo::CaloGanShowers {
+    fn from(set: ShowerSet) -> Self {
+        deepsky_io::calo::CaloGanShowers {
+            layer_0: set.layer_0,
+            layer_1: set.layer_1,
+            layer_2: set.layer_2,
+            energy: set.energy,
+            overflow: set.overflow,
+        }
+    }
+}
+
 impl ShowerSet {
     /// Number of showers.
     pub fn len(&self) -> usize {
@@ -67,23 +80,17 @@ impl ShowerSet {
         self.len() == 0
     }
 
-    /// The CaloChallenge layout: incident energies (N, 1) in MeV and showers (N, 504) in MeV,
-    /// layers 0, 1, 2 each flattened in C order and concatenated. Overflow is not included.
-    pub fn to_calochallenge(&self) -> (Array2<f32>, Array2<f32>) {
-        let n = self.len();
-        let incident = self.energy.mapv(|e| e * 1000.0);
-        let mut showers = Array2::<f32>::zeros((n, N_CELLS));
-        for (i, mut row) in showers.axis_iter_mut(Axis(0)).enumerate() {
-            let cells = self
-                .layer_0
-                .index_axis(Axis(0), i)
-                .into_iter()
-                .chain(self.layer_1.index_axis(Axis(0), i))
-                .chain(self.layer_2.index_axis(Axis(0), i));
-            for (dst, &src) in row.iter_mut().zip(cells) {
-                *dst = src;
-            }
+    /// The CaloChallenge layout: incident energies (N, 1) and showers (N, 504), both in MeV,
+    /// the cells in the order of [`deepsky_io::calo::flatten_layers`]. Overflow is not
+    /// included.
+    pub fn to_calochallenge(&self) -> deepsky_io::calo::CaloChallengeShowers {
+        deepsky_io::calo::CaloChallengeShowers {
+            incident_energies: self.energy.mapv(|e| e * 1000.0),
+            showers: deepsky_io::calo::flatten_layers([
+                self.layer_0.view(),
+                self.layer_1.view(),
+                self.layer_2.view(),
+            ]),
         }
-        (incident, showers)
     }
 }

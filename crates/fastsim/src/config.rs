@@ -1,17 +1,28 @@
 //! The fastsim pipeline's configuration: `[data]`, `[model]`, `[train]`, `[loss]`,
-//! `[generate]`, `[validate]`, `[speed]`, `[output]`. Every key has a default;
-//! `deepsky fastsim train --dump-config` prints them all.
+//! `[progress]`, `[generate]`, `[validate]`, `[speed]`, `[images]`, `[output]`. Every key
+//! has a default; `deepsky fastsim train --dump-config` prints them all with their docs.
+//!
+//! ```
+//! use deepsky_core::Validate;
+//! use deepsky_fastsim::config::FastsimConfig;
+//!
+//! let mut cfg = FastsimConfig::default();
+//! cfg.validate.bins = 2;
+//! assert_eq!(cfg.validate().unwrap_err().key, "validate.bins");
+//! ```
 
 use std::path::PathBuf;
 
-use deepsky_fastsim::image_gan::ImageGanConfig;
-use deepsky_fastsim::model::ShowerGanConfig;
-use deepsky_fastsim::shower_gan::ShowerLossConfig;
-use deepsky_fastsim::two_sample::ClassifierConfig;
+use deepsky_core::config::{ensure, ConfigError, Validate};
+use deepsky_io::calo::ShowerLayout;
 use deepsky_nn::gan::GanConfig;
-use deepsky_runtime::config::{ensure, ConfigError, Validate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::image_gan::ImageGanConfig;
+use crate::model::ShowerGanConfig;
+use crate::shower_gan::ShowerLossConfig;
+use crate::two_sample::ClassifierConfig;
 
 /// One training file and its particle.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
@@ -66,7 +77,9 @@ pub struct GenerateConfig {
     /// Showers per forward pass.
     pub batch: usize,
     /// Output layout: `calogan`, `calochallenge`, or empty for the training file's.
-    pub layout: String,
+    #[serde(with = "layout_or_empty")]
+    #[schemars(with = "String")]
+    pub layout: Option<ShowerLayout>,
     /// Noise seed.
     pub seed: u64,
 }
@@ -80,7 +93,7 @@ impl Default for GenerateConfig {
             energy_range_gev: Vec::new(),
             particle: String::new(),
             batch: 1000,
-            layout: String::new(),
+            layout: None,
             seed: 1,
         }
     }
@@ -300,11 +313,6 @@ impl Validate for FastsimConfig {
             "must be [min, max] with 0 < min < max",
         )?;
         ensure(
-            ["", "calogan", "calochallenge"].contains(&self.generate.layout.as_str()),
-            "generate.layout",
-            "must be calogan or calochallenge",
-        )?;
-        ensure(
             self.validate.reference.is_empty() || self.validate.reference.len() == 2,
             "validate.reference",
             "must name two independent reference files (or none, to simulate them)",
@@ -343,6 +351,78 @@ impl Validate for FastsimConfig {
             "speed.simulator_seconds",
             "must be positive",
         )?;
-        crate::common::check_plot_formats(&self.output.plots)
+        for p in &self.output.plots {
+            let known = deepsky_plot::Format::parse(p).is_some();
+            ensure(known, "output.plots", "formats are png, svg, pdf")?;
+        }
+        Ok(())
+    }
+}
+
+/// `generate.layout` in TOML: a layout name, or the empty string for "the training file's".
+mod layout_or_empty {
+    use deepsky_io::calo::ShowerLayout;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<ShowerLayout>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.map_or("", |l| l.name()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ShowerLayout>, D::Error> {
+        let name = String::deserialize(d)?;
+        if name.is_empty() {
+            return Ok(None);
+        }
+        // The message the config loader shows under `generate.layout`.
+        name.parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("must be calogan or calochallenge"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_each_check_names_its_key() {
+        FastsimConfig::default().validate().unwrap();
+        let key = |edit: &dyn Fn(&mut FastsimConfig)| {
+            let mut c = FastsimConfig::default();
+            edit(&mut c);
+            c.validate().unwrap_err().key
+        };
+        assert_eq!(key(&|c| c.data.samples.clear()), "data.samples");
+        assert_eq!(
+            key(&|c| c.generate.energy_range_gev = vec![5.0, 1.0]),
+            "generate.energy_range_gev"
+        );
+        assert_eq!(
+            key(&|c| c.validate.reference = vec!["a.h5".into()]),
+            "validate.reference"
+        );
+        assert_eq!(
+            key(&|c| c.speed.energies_gev = vec![5000.0]),
+            "speed.energies_gev"
+        );
+        assert_eq!(
+            key(&|c| c.output.plots = vec!["gif".into()]),
+            "output.plots"
+        );
+        assert_eq!(key(&|c| c.images.generate = 1), "images.generate");
+    }
+
+    #[test]
+    fn the_output_layout_is_a_name_or_empty() {
+        let c: GenerateConfig = serde_json::from_str(r#"{"layout": "calochallenge"}"#).unwrap();
+        assert_eq!(c.layout, Some(ShowerLayout::CaloChallenge));
+        let c: GenerateConfig = serde_json::from_str(r#"{"layout": ""}"#).unwrap();
+        assert_eq!(c.layout, None);
+        assert_eq!(serde_json::to_value(&c).unwrap()["layout"], "");
+        let err = serde_json::from_str::<GenerateConfig>(r#"{"layout": "root"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("calogan or calochallenge"),
+            "{err}"
+        );
     }
 }
