@@ -243,6 +243,46 @@ fn bad_input_gives_one_line_exit_2_and_writes_nothing() {
     assert_eq!(names, vec!["corrupt.fits", "notes.fits", "truncated.fits"]);
 }
 
+#[test]
+fn a_damaged_extension_is_an_error_not_a_shorter_file() {
+    // The bundled event list (primary, EVENTS, GTI) with the GTI header block zeroed: the
+    // file must not pass for a two-HDU file.
+    let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/events.fits");
+    let mut bytes = std::fs::read(&events).unwrap();
+    let gti = (0..bytes.len())
+        .step_by(2880)
+        .filter(|&o| bytes[o..].starts_with(b"XTENSION="))
+        .nth(1)
+        .unwrap();
+    bytes[gti..gti + 2880].fill(0);
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("damaged.fits");
+    std::fs::write(&damaged, &bytes).unwrap();
+    for args in [vec!["inspect"], vec!["inspect", "--json", "--stats"]] {
+        let mut a = args.clone();
+        a.push(damaged.to_str().unwrap());
+        let o = deepsky(&a);
+        assert_bad_input(&o, &damaged, "damaged extension header");
+        assert!(stderr(&o).contains("HDU 2"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn usage_errors_are_one_line_naming_the_option() {
+    let o = deepsky(&["simulate", "sky", "--sed", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("deepsky: error: ") && err.contains("--sed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--seed"),
+        "the tip names the right option: {err}"
+    );
+}
+
 /// `deepsky` run from the repository root, where the bundled configs are.
 fn deepsky_at_root(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deepsky"))

@@ -61,11 +61,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            // --help and --version are successes; usage errors are bad input (exit 2).
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version are successes.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        // Usage errors are bad input (exit 2), in one line like every other error.
+        Err(e) => {
+            eprintln!("deepsky: error: {}", one_line(&e.to_string()));
+            return ExitCode::from(2);
         }
     };
     if let Some(n) = cli.threads {
@@ -90,4 +94,20 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// clap's error text in one line: what is wrong (its first paragraph, which names the option)
+/// and its tip, without the usage block that follows.
+fn one_line(text: &str) -> String {
+    let mut parts: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
+    parts.extend(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("tip:")),
+    );
+    parts.join(" ")
 }

@@ -305,7 +305,7 @@ pub fn predict(
     cfg.validate().map_err(|e| e.within("predict"))?;
     let (h, w) = image.dim();
     if h == 0 || w == 0 {
-        return Err(DetectError::Input("the image is empty".into()));
+        return Err(DetectError::Input("the image has no pixels".into()));
     }
     let pre = det.preprocess();
     let background = estimate_background(image, mask, &pre.background)?;
@@ -463,6 +463,25 @@ mod masked_tests {
 
     /// NaN pixels (a masked block, as a bad amplifier or a chip gap leaves them) neither stop
     /// prediction nor create detections; sources away from them are found as without the mask.
+    #[test]
+    fn images_smaller_than_a_tile_down_to_one_row_run_and_find_a_bright_star() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
+        let det = Detector::load(&dir, &Device::Cpu).unwrap();
+        let cfg = PredictConfig::default();
+        for (h, w) in [(16, 64), (10, 40), (1, 8), (17, 3)] {
+            // Flat sky with a little structure, and a bright Gaussian star where it fits.
+            let img = ndarray::Array2::from_shape_fn((h, w), |(r, c)| {
+                let d2 = (r as f32 - h as f32 / 2.0).powi(2) + (c as f32 - w as f32 / 2.0).powi(2);
+                100.0 + ((r * 7 + c * 3) % 5) as f32 + 5000.0 * (-d2 / 4.0).exp()
+            });
+            let found = predict(&det, img.view(), None, &cfg, &mut |_, _| true).unwrap();
+            assert_eq!(found.background.level.dim(), (h, w), "{h}x{w}");
+            if h >= 10 && w >= 10 {
+                assert!(!found.detections.is_empty(), "{h}x{w}: the star is missed");
+            }
+        }
+    }
+
     #[test]
     fn nan_block_is_ignored_and_the_rest_found_as_before() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");

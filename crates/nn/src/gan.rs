@@ -77,6 +77,9 @@ impl Validate for GanConfig {
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1");
         }
+        if self.epochs > crate::train::MAX_EPOCHS {
+            return bad("epochs", "must be at most 1000000");
+        }
         if self.batch_size < 2 {
             return bad("batch_size", "must be at least 2");
         }

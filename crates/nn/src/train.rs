@@ -69,12 +69,19 @@ impl Default for TrainConfig {
     }
 }
 
+/// The most epochs a run may ask for: far beyond any real training, and small enough that
+/// epochs × steps per epoch cannot overflow.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 impl Validate for TrainConfig {
     /// Range checks, keys relative to the `[train]` section.
     fn validate(&self) -> std::result::Result<(), ConfigError> {
         let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1");
+        }
+        if self.epochs > crate::train::MAX_EPOCHS {
+            return bad("epochs", "must be at most 1000000");
         }
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1");

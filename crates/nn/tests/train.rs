@@ -177,3 +177,22 @@ fn early_stopping_keeps_best_weights() {
         out.state.best_val
     );
 }
+
+#[test]
+fn absurd_epoch_counts_are_config_errors_not_overflows() {
+    use deepsky_core::Validate;
+    let mut c = cfg(1);
+    c.epochs = 1_000_000_000_000_000_000;
+    let err = c.validate().unwrap_err();
+    assert_eq!(
+        (err.key.as_str(), err.message.as_str()),
+        ("epochs", "must be at most 1000000")
+    );
+    let gan = deepsky_nn::gan::GanConfig {
+        epochs: usize::MAX,
+        ..Default::default()
+    };
+    assert_eq!(gan.validate().unwrap_err().key, "epochs");
+    c.epochs = train::MAX_EPOCHS;
+    c.validate().unwrap();
+}

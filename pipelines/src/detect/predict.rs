@@ -155,8 +155,15 @@ fn process_image(
         bar.inc((done as u64).saturating_sub(bar.done()));
         !deepsky_runtime::interrupt::interrupted()
     };
-    let pred = predict::predict(det, image.view(), None, &cfg.predict, &mut on_tiles)
-        .map_err(detect_error)?;
+    let pred = predict::predict(det, image.view(), None, &cfg.predict, &mut on_tiles).map_err(
+        |e| match e {
+            // What is wrong with this image: say which image.
+            deepsky_detect::DetectError::Input(m) => {
+                RunError::input(format!("{}: {m}", path.display()))
+            }
+            e => detect_error(e),
+        },
+    )?;
     bar.finish();
     let t_net = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();

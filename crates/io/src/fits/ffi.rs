@@ -203,7 +203,27 @@ impl Handle {
         let mut status = 0;
         unsafe { sys::ffthdu(self.ptr(), &mut n, &mut status) };
         self.check(status, || "cannot count HDUs".into())?;
-        Ok(n as usize)
+        // cfitsio's count stops quietly at the first header it cannot parse, which would make a
+        // file with a damaged extension look complete. Step onto the next HDU: only the end of
+        // the file may stop the walk.
+        loop {
+            let (mut hdutype, mut status) = (0, 0);
+            unsafe { sys::ffmahd(self.ptr(), n + 1, &mut hdutype, &mut status) };
+            match status {
+                0 => n += 1,
+                END_OF_FILE => {
+                    let _ = take_error_stack();
+                    return Ok(n as usize);
+                }
+                s => {
+                    let context = format!(
+                        "HDU {n} has a damaged header (after {n} readable HDU{})",
+                        if n == 1 { "" } else { "s" }
+                    );
+                    return Err(status_error(&self.path, s, &context));
+                }
+            }
+        }
     }
 
     /// Move to HDU `index` (0-based). Returns its type.

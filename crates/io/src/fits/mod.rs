@@ -9,6 +9,9 @@ mod read;
 mod table;
 mod write;
 
+#[cfg(test)]
+mod damaged_tests;
+
 pub use header::{Card, CardValue, Header};
 pub use read::{ColumnInfo, FitsReader, FitsTable, HduInfo, HduKind, HduSelector, TableChunks};
 pub use write::{ColumnMeta, FitsWriter, TableMeta};

@@ -140,6 +140,8 @@ pub struct FitsReader {
     handle: Handle,
     file_size: Option<u64>,
     compressed_file: bool,
+    /// The number of HDUs, once counted and checked ([`FitsReader::num_hdus`]).
+    hdu_count: Option<usize>,
 }
 
 impl FitsReader {
@@ -166,6 +168,7 @@ impl FitsReader {
             handle,
             file_size: Some(meta.len()),
             compressed_file,
+            hdu_count: None,
         })
     }
 
@@ -178,16 +181,64 @@ impl FitsReader {
         IoError::new(self.handle.path(), kind, msg)
     }
 
-    /// Number of HDUs.
+    /// Number of HDUs. A file whose HDUs cannot all be read is an error naming the first bad
+    /// one, never a shorter file: a damaged extension header, or bytes after the last HDU that
+    /// are not one (a truncated or mangled header). Zero bytes after the last HDU are padding,
+    /// read past with a warning.
     pub fn num_hdus(&mut self) -> Result<usize> {
-        self.handle.num_hdus()
+        if let Some(n) = self.hdu_count {
+            return Ok(n);
+        }
+        let n = self.handle.num_hdus()?;
+        if let (false, Some(size), true) = (self.compressed_file, self.file_size, n > 0) {
+            self.handle.move_to(n - 1)?;
+            let (_, _, end) = self.handle.hdu_offsets()?;
+            let end = end as u64;
+            if size > end {
+                if !self.all_zero(end)? {
+                    return Err(self.err(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "HDU {n} is damaged or truncated: the {} bytes after the last readable HDU (from byte {end}) are not a FITS HDU",
+                            size - end
+                        ),
+                    ));
+                }
+                tracing::warn!(
+                    "{}: {} zero bytes after the last HDU ignored",
+                    self.path().display(),
+                    size - end
+                );
+            }
+        }
+        self.hdu_count = Some(n);
+        Ok(n)
+    }
+
+    /// Whether every byte of the file from `offset` on is zero.
+    fn all_zero(&self, offset: u64) -> Result<bool> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path();
+        let io = |e| IoError::from_std(path, e);
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        f.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                return Ok(true);
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+        }
     }
 
     /// Move to an HDU and return its index and cfitsio type; checks that its data is all there.
     fn select(&mut self, hdu: &HduSelector) -> Result<(usize, c_int)> {
         let index = match hdu {
             HduSelector::Index(i) => {
-                let n = self.handle.num_hdus()?;
+                let n = self.num_hdus()?;
                 if *i >= n {
                     return Err(self.err(
                         ErrorKind::NotFound,
@@ -200,7 +251,11 @@ impl FitsReader {
                 }
                 *i
             }
-            HduSelector::Name(name) => self.handle.move_to_name(name)?,
+            HduSelector::Name(name) => {
+                // A damaged HDU must not pass for a missing name.
+                self.num_hdus()?;
+                self.handle.move_to_name(name)?
+            }
         };
         let t = self.handle.move_to(index)?;
         if !self.compressed_file {
@@ -237,7 +292,7 @@ impl FitsReader {
 
     /// Summaries of all HDUs.
     pub fn hdus(&mut self) -> Result<Vec<HduInfo>> {
-        let n = self.handle.num_hdus()?;
+        let n = self.num_hdus()?;
         (0..n)
             .map(|i| self.hdu_info(&HduSelector::Index(i)))
             .collect()

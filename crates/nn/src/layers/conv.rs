@@ -247,6 +247,11 @@ mod tests {
             (1, 1, 0, 5, 5),
             (3, 2, 1, 7, 9),
             (5, 2, 2, 12, 10),
+            // Maps smaller than the kernel's reach (the deepest levels of a small image).
+            (3, 1, 1, 1, 1),
+            (3, 1, 1, 1, 4),
+            (5, 1, 2, 2, 3),
+            (3, 2, 1, 1, 2),
         ] {
             let conv = conv2d(
                 3,
@@ -342,6 +347,8 @@ mod tests {
             (1, 4, 1, 1, 0, 4, 4),
             (2, 3, 5, 2, 2, 9, 7),
             (2, 2, 3, 3, 0, 9, 6),
+            (2, 3, 3, 1, 1, 1, 1),
+            (2, 2, 5, 1, 2, 2, 3),
             // Uneven: checked against the tap path only.
             (2, 3, 5, 2, 2, 9, 6),
             (2, 2, 3, 3, 0, 8, 7),

@@ -39,17 +39,21 @@ fn im2col_example<T: CpuFloat>(x: &[T], g: &ConvGeom, dst: &mut [T], threaded: b
             // the plane shifted by one offset, so one copy does it; the taps that wrapped
             // into a neighbouring row (columns outside `xs`) are zeroed after.
             let shift = (di * g.w + dj) as isize - (g.p * g.w + g.p) as isize;
-            let from = (lo as isize + shift).max(0);
+            let from = (lo as isize + shift).clamp(0, hw as isize);
             let to = (hi as isize + shift).min(hw as isize);
             let a = (from - shift).clamp(lo as isize, hi as isize) as usize;
             let b = (to - shift).clamp(a as isize, hi as isize) as usize;
             d[lo..a].fill(T::zero());
             d[a..b].copy_from_slice(&src[from as usize..from as usize + (b - a)]);
             d[b..hi].fill(T::zero());
-            // Column by column down the rows (a column or two; a fill per row would be a call each).
-            for ox in (0..xs.start).chain(xs.end..g.wo) {
-                for v in d[lo + ox..hi].iter_mut().step_by(g.wo) {
-                    *v = T::zero();
+            // Column by column down the rows (a column or two; a fill per row would be a call
+            // each). A tap with no valid output row (a map smaller than the kernel's reach)
+            // has nothing left to zero.
+            if lo < hi {
+                for ox in (0..xs.start).chain(xs.end..g.wo) {
+                    for v in d[lo + ox..hi].iter_mut().step_by(g.wo) {
+                        *v = T::zero();
+                    }
                 }
             }
             return;
