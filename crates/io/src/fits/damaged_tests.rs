@@ -84,3 +84,62 @@ fn zero_padding_after_the_last_hdu_is_read_past() {
         .unwrap();
     assert!(gti.data.height() >= 1);
 }
+
+/// `data/sky_field.fits` with `NAXIS1` raised to 2^31 - 1 in the header.
+fn absurd_naxis() -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sky_field.fits");
+    let mut bytes = std::fs::read(p).unwrap();
+    let card = (0..2880)
+        .step_by(80)
+        .find(|&o| bytes[o..].starts_with(b"NAXIS1  ="))
+        .unwrap();
+    let value = format!("{:>20}", 2_147_483_647u64);
+    bytes[card + 10..card + 30].copy_from_slice(value.as_bytes());
+    bytes
+}
+
+#[test]
+fn a_header_claiming_more_pixels_than_the_data_holds_is_an_error_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write(dir.path(), "absurd.fits", &absurd_naxis());
+    let gz = dir.path().join("absurd.fits.gz");
+    let out = std::process::Command::new("gzip")
+        .args(["-c", plain.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::write(&gz, out.stdout).unwrap();
+    for path in [plain, gz] {
+        let mut f = FitsReader::open(&path).unwrap();
+        let err = f.read_image(&HduSelector::Index(0)).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Corrupt), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("absurd.fits") && msg.contains("truncated"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn a_zero_tile_size_is_an_error_not_a_division_by_zero_in_cfitsio() {
+    let external = std::env::var("DEEPSKY_EXTERNAL_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/external")
+        });
+    let mut bytes = std::fs::read(external.join("fits/m13_rice.fits")).unwrap();
+    let card = (0..bytes.len())
+        .step_by(80)
+        .find(|&o| bytes[o..].starts_with(b"ZTILE1  ="))
+        .unwrap();
+    bytes[card + 10..card + 30].copy_from_slice(format!("{:>20}", 0).as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ztile0.fits", &bytes);
+    let mut f = FitsReader::open(&path).unwrap();
+    let err = f.hdus().unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt), "{err}");
+    assert!(err.to_string().contains("ZTILE1 = 0"), "{err}");
+    // The undamaged file still reads.
+    let mut f = FitsReader::open(external.join("fits/m13_rice.fits")).unwrap();
+    assert_eq!(f.hdus().unwrap().len(), 2);
+}

@@ -5,7 +5,7 @@
 //! buffers whose sizes this module checks.
 
 use std::ffi::{CStr, CString};
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 
 use fitsio::sys;
@@ -45,8 +45,54 @@ pub(crate) struct Handle {
     path: PathBuf,
 }
 
+extern "C" {
+    // cfitsio's raw byte reader (buffers.c; not in fitsio-sys's bindings): `nbytes` from the
+    // current position of the file, after `ffmbyt`.
+    fn ffgbyt(
+        fptr: *mut sys::fitsfile,
+        nbytes: i64,
+        buffer: *mut c_void,
+        status: *mut c_int,
+    ) -> c_int;
+}
+
+/// The tile-compression keywords of a header (raw cards) that cfitsio would divide by:
+/// `ZTILEn` must be at least 1 and `ZNAXISn` positive. cfitsio does not check them and dies of
+/// a division by zero (SIGFPE) on `ZTILE1 = 0`.
+pub(crate) fn check_tile_compression(cards: &[String]) -> std::result::Result<(), String> {
+    let value = |key: &str| {
+        cards.iter().find_map(|c| {
+            let (k, rest) = c.split_at(8.min(c.len()));
+            (k.trim_end() == key && rest.starts_with("= "))
+                .then(|| rest[2..].split('/').next().unwrap_or("").trim().to_string())
+        })
+    };
+    if value("ZIMAGE").as_deref() != Some("T") {
+        return Ok(());
+    }
+    let znaxis: i64 = match value("ZNAXIS").and_then(|v| v.parse().ok()) {
+        Some(n) if (0..=999).contains(&n) => n,
+        other => return Err(format!("tile-compressed image with ZNAXIS = {other:?}")),
+    };
+    for i in 1..=znaxis {
+        for key in [format!("ZNAXIS{i}"), format!("ZTILE{i}")] {
+            if let Some(v) = value(&key) {
+                match v.parse::<i64>() {
+                    Ok(x) if x >= 1 => {}
+                    _ => {
+                        return Err(format!(
+                            "tile-compressed image with {key} = {v}: must be a positive integer"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Read and clear cfitsio's error-message stack, keeping the most specific lines.
-fn take_error_stack() -> Vec<String> {
+pub(crate) fn take_error_stack() -> Vec<String> {
     let mut out = Vec::new();
     let mut buf = [0 as c_char; 81];
     loop {
@@ -199,14 +245,23 @@ impl Handle {
     }
 
     pub(crate) fn num_hdus(&mut self) -> Result<usize> {
-        let mut n = 0;
-        let mut status = 0;
-        unsafe { sys::ffthdu(self.ptr(), &mut n, &mut status) };
-        self.check(status, || "cannot count HDUs".into())?;
-        // cfitsio's count stops quietly at the first header it cannot parse, which would make a
-        // file with a damaged extension look complete. Step onto the next HDU: only the end of
-        // the file may stop the walk.
+        // Walk the HDUs one by one rather than asking cfitsio to count them (ffthdu): its count
+        // stops quietly at the first header it cannot parse, which would make a file with a
+        // damaged extension look complete, and it would parse each header before we could
+        // check it. Only the end of the file may stop the walk.
+        let mut n: c_int = 1;
         loop {
+            self.move_to(n as usize - 1)?;
+            let (_, _, end) = self.hdu_offsets()?;
+            if let Some(cards) = self.raw_header_at(end) {
+                if let Err(m) = check_tile_compression(&cards) {
+                    return Err(IoError::new(
+                        &self.path,
+                        ErrorKind::Corrupt,
+                        format!("HDU {n}: {m}"),
+                    ));
+                }
+            }
             let (mut hdutype, mut status) = (0, 0);
             unsafe { sys::ffmahd(self.ptr(), n + 1, &mut hdutype, &mut status) };
             match status {
@@ -224,6 +279,43 @@ impl Handle {
                 }
             }
         }
+    }
+
+    /// The cards of the header that starts at byte `start`, read as raw bytes (cfitsio does
+    /// not parse them), up to END or 100 blocks; None when there is no whole block there.
+    fn raw_header_at(&mut self, start: i64) -> Option<Vec<String>> {
+        let mut cards = Vec::new();
+        let mut block = [0u8; 2880];
+        for b in 0..100 {
+            let mut status = 0;
+            unsafe {
+                sys::ffmbyt(self.ptr(), start + b * 2880, 0, &mut status);
+                ffgbyt(
+                    self.ptr(),
+                    2880,
+                    block.as_mut_ptr() as *mut c_void,
+                    &mut status,
+                );
+            }
+            if status != 0 {
+                let _ = take_error_stack();
+                return (!cards.is_empty()).then_some(cards);
+            }
+            for card in block.chunks(80) {
+                // One char per byte (cards are ASCII; anything else, as in a damaged header
+                // or data read as one, stays one char wide).
+                let card: String = card
+                    .iter()
+                    .map(|&b| if b.is_ascii() { b as char } else { '?' })
+                    .collect();
+                if card.starts_with("END") && card[3..].trim().is_empty() {
+                    cards.push(card);
+                    return Some(cards);
+                }
+                cards.push(card);
+            }
+        }
+        Some(cards)
     }
 
     /// Move to HDU `index` (0-based). Returns its type.

@@ -401,6 +401,44 @@ impl FitsReader {
         Ok(dims.iter().rev().map(|&d| d as usize).collect())
     }
 
+    /// The number of pixels the header declares, once the data is known to hold them all:
+    /// the last pixel is read first, so that a header claiming more than the file has (a
+    /// damaged NAXIS, a truncated `.fits.gz`, whose size is only known once decompressed) is an
+    /// error, not an allocation of what the header claims.
+    fn check_image_data(&mut self, shape: &[usize], hdu: &HduSelector) -> Result<usize> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= i64::MAX as usize)
+            .ok_or_else(|| {
+                self.err(
+                    ErrorKind::Corrupt,
+                    format!("{hdu}: the header declares an image of {shape:?} pixels, too many to be real"),
+                )
+            })?;
+        let (mut last, mut anynul, mut status) = (0f64, 0, 0);
+        unsafe {
+            sys::ffgpv(
+                self.handle.ptr(),
+                ffi::TDOUBLE,
+                n as i64,
+                1,
+                std::ptr::null_mut(),
+                &mut last as *mut f64 as *mut c_void,
+                &mut anynul,
+                &mut status,
+            )
+        };
+        if status != 0 {
+            let _ = ffi::take_error_stack();
+            return Err(self.err(
+                ErrorKind::Corrupt,
+                format!("{hdu}: the header declares {shape:?} pixels, but the data ends before the last one (truncated or damaged file)"),
+            ));
+        }
+        Ok(n)
+    }
+
     /// The cfitsio type to read the current image as, and deepsky's dtype name, after scaling.
     fn image_read_type(&mut self) -> Result<(c_int, &'static str)> {
         let mut eq = 0;
@@ -447,7 +485,7 @@ impl FitsReader {
             ));
         }
         let (datatype, _) = self.image_read_type()?;
-        let n: usize = shape.iter().product();
+        let n = self.check_image_data(&shape, hdu)?;
         if datatype == ffi::TFLOAT {
             if let Some(scaled) = self.read_small_int_scaled(n, &shape, hdu)? {
                 return Ok(scaled);
