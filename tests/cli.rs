@@ -283,6 +283,58 @@ fn usage_errors_are_one_line_naming_the_option() {
     );
 }
 
+#[test]
+fn paths_that_cannot_be_files_are_bad_input_and_echoed_bytes_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    // A symbolic-link loop.
+    let (a, b) = (dir.path().join("a.fits"), dir.path().join("b.fits"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    assert_bad_input(
+        &deepsky(&["inspect", a.to_str().unwrap()]),
+        &a,
+        "symlink loop",
+    );
+
+    // An output that is an existing folder.
+    let out = dir.path().join("folder");
+    std::fs::create_dir(&out).unwrap();
+    let o = deepsky(&[
+        "-q",
+        "simulate",
+        "sky",
+        "--set",
+        "width=32",
+        "--set",
+        "height=32",
+        "--set",
+        "n_stars=1",
+        "--set",
+        "n_galaxies=1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_bad_input(&o, &out, "output folder");
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+
+    // A header card whose comment carries a terminal escape sequence.
+    let mut bytes = std::fs::read(external().join("fits/m13.fits")).unwrap();
+    let card = (0..2880)
+        .step_by(80)
+        .find(|&o| bytes[o..].starts_with(b"NAXIS1  ="))
+        .unwrap();
+    bytes[card + 33..card + 43].copy_from_slice(b"\x1b[31mRED!!");
+    let crafted = dir.path().join("crafted.fits");
+    std::fs::write(&crafted, &bytes).unwrap();
+    let o = deepsky(&["inspect", "--header", crafted.to_str().unwrap()]);
+    assert!(
+        !o.stdout.contains(&0x1b) && !o.stderr.contains(&0x1b),
+        "raw ESC echoed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+}
+
 /// `deepsky` run from the repository root, where the bundled configs are.
 fn deepsky_at_root(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deepsky"))

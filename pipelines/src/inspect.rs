@@ -59,7 +59,16 @@ pub fn run(args: InspectArgs) -> Result<(), RunError> {
             serde_json::to_string_pretty(&doc).expect("JSON values serialise")
         )
     } else {
-        reports.iter().try_for_each(|r| write_text(&mut out, r))
+        // File content (header cards, names) is echoed: escape control characters, so that a
+        // crafted card cannot send escape sequences to the terminal.
+        let mut text = Vec::new();
+        reports
+            .iter()
+            .try_for_each(|r| write_text(&mut text, r))
+            .and_then(|()| {
+                let text = String::from_utf8_lossy(&text);
+                out.write_all(crate::escape_control(&text, false).as_bytes())
+            })
     };
     // A closed pipe (e.g. `| head`) is not an error worth reporting.
     match result {

@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("deepsky: error: {e}");
+            eprintln!("deepsky: error: {}", escape_control(&e.to_string(), true));
             ExitCode::from(e.exit_code())
         }
     }
@@ -110,4 +110,19 @@ fn one_line(text: &str) -> String {
             .filter(|l| l.starts_with("tip:")),
     );
     parts.join(" ")
+}
+
+/// `text` with its control characters written as `\x1b`-style escapes (tabs kept; newlines
+/// kept unless `one_line`), for echoing file content to a terminal.
+pub fn escape_control(text: &str, one_line: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' if !one_line => out.push(c),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -22,6 +22,13 @@ impl AtomicPath {
     /// so the final rename never crosses file systems. Missing parent folders are created.
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
+        if target.is_dir() {
+            return Err(IoError::new(
+                &target,
+                crate::ErrorKind::InvalidInput,
+                "is a directory; give the output a file name",
+            ));
+        }
         let name = target
             .file_name()
             .ok_or_else(|| {

@@ -66,8 +66,13 @@ impl IoError {
     }
 
     pub(crate) fn from_std(path: impl AsRef<Path>, err: std::io::Error) -> Self {
+        use std::io::ErrorKind as E;
         let kind = match err.kind() {
-            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            E::NotFound => ErrorKind::NotFound,
+            // A path that cannot name a file (a directory where a file is wanted, a file where
+            // a folder is, a symbolic-link loop) is the user's input, not a failing disk.
+            E::IsADirectory | E::NotADirectory => ErrorKind::InvalidInput,
+            _ if err.raw_os_error() == Some(libc::ELOOP) => ErrorKind::InvalidInput,
             _ => ErrorKind::Io,
         };
         IoError::new(path, kind, err.to_string())
