@@ -4,6 +4,7 @@ use ndarray::Array3;
 
 use super::config::CutoutConfig;
 use crate::output::{card, seed_card, Card, CardValue, Column, ColumnData};
+use crate::sky::config::imaging_cards;
 
 /// Label of a stamp with one ordinary galaxy.
 pub const LABEL_NORMAL: i32 = 0;
@@ -277,23 +278,8 @@ impl CutoutSet {
                 Bool(c.subtract_sky),
                 "expected sky level subtracted",
             ),
-            card(
-                "NOISE",
-                Bool(c.noise.enabled),
-                "Poisson and read noise added",
-            ),
-            card(
-                "MAGZP",
-                Float(c.zeropoint),
-                "[mag] magnitude giving 1 adu/s",
-            ),
-            card(
-                "PIXSCALE",
-                Float(c.pixel_scale),
-                "[arcsec/pixel] pixel scale",
-            ),
         ];
-        cards.extend(c.psf.header_cards());
+        cards.extend(imaging_cards(&c.noise, c.zeropoint, c.pixel_scale, &c.psf));
         cards.push(card("SEED", seed_card(c.seed), "simulation seed"));
         cards.push(card(
             "RAREFRAC",

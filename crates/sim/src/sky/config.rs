@@ -133,6 +133,24 @@ impl Validate for Psf {
     }
 }
 
+/// The imaging cards the sky-field and cutout headers share, in their order: `NOISE`,
+/// `MAGZP`, `PIXSCALE`, then the PSF's ([`Psf::header_cards`]).
+pub(crate) fn imaging_cards(
+    noise: &NoiseConfig,
+    zeropoint: f64,
+    pixel_scale: f64,
+    psf: &Psf,
+) -> Vec<Card> {
+    use CardValue::*;
+    let mut cards = vec![
+        card("NOISE", Bool(noise.enabled), "Poisson and read noise added"),
+        card("MAGZP", Float(zeropoint), "[mag] magnitude giving 1 adu/s"),
+        card("PIXSCALE", Float(pixel_scale), "[arcsec/pixel] pixel scale"),
+    ];
+    cards.extend(psf.header_cards());
+    cards
+}
+
 /// Sky background and detector noise, shared by the sky-field and cutout simulators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]

@@ -6,7 +6,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::catalog::{bbox_around, Entry, SkyCatalog, SourceClass};
-use super::config::{log_uniform, mag_of_flux, uniform, Injection, SkyConfig};
+use super::config::{imaging_cards, log_uniform, mag_of_flux, uniform, Injection, SkyConfig};
 use super::detector::{bleed_columns, gaussian_in_place, poisson_in_place, CosmicRay};
 use super::psf::PsfModel;
 use super::render::{Renderer, Stamp};
@@ -55,23 +55,8 @@ impl SkyField {
                 Float(c.noise.sky_adu()),
                 "[adu/pixel] sky background",
             ),
-            card(
-                "NOISE",
-                Bool(c.noise.enabled),
-                "Poisson and read noise added",
-            ),
-            card(
-                "MAGZP",
-                Float(c.zeropoint),
-                "[mag] magnitude giving 1 adu/s",
-            ),
-            card(
-                "PIXSCALE",
-                Float(c.pixel_scale),
-                "[arcsec/pixel] pixel scale",
-            ),
         ];
-        cards.extend(c.psf.header_cards());
+        cards.extend(imaging_cards(&c.noise, c.zeropoint, c.pixel_scale, &c.psf));
         let n = |cls| Int(self.catalog.count(cls) as i64);
         cards.extend([
             card("SEED", seed_card(c.seed), "simulation seed"),
