@@ -232,28 +232,72 @@ impl H5Reader {
     }
 
     fn walk(&self, group: &hdf5::Group, prefix: &str, out: &mut Vec<H5Item>) -> Result<()> {
-        let mut names = group
-            .member_names()
-            .map_err(|e| h5err(&self.path, "cannot list group", e))?;
-        names.sort();
-        for name in names {
+        let mut links = group
+            .links(hdf5::IndexType::Name, hdf5::IterationOrder::Native)
+            .map_err(|e| {
+                h5err(
+                    &self.path,
+                    &format!("cannot list the group `{}/`", prefix),
+                    e,
+                )
+            })?;
+        links.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, link) in links {
             let full = format!("{prefix}/{name}");
-            if let Ok(g) = group.group(&name) {
-                out.push(H5Item {
-                    path: full.clone(),
-                    kind: H5Kind::Group,
-                    shape: vec![],
-                    dtype: None,
-                    fields: vec![],
-                    chunks: None,
-                    attrs: read_attrs(&g, &self.path)?,
-                });
-                self.walk(&g, &full, out)?;
-            } else if let Ok(ds) = group.dataset(&name) {
-                out.push(self.describe(&ds, &full)?);
+            // A hard link's object must open: an object header that cannot be read is a
+            // damaged file, never a group with one member fewer. Soft and external links may
+            // dangle in a healthy file (h5py's visit skips them too).
+            let kind = match link.link_type {
+                hdf5::LinkType::Hard => match group.loc_type_by_name(&name) {
+                    Ok(t) => Some(t),
+                    Err(e) => return Err(self.damaged(&full, e)),
+                },
+                _ => None,
+            };
+            match kind {
+                Some(hdf5::LocationType::Group) => {
+                    let g = group.group(&name).map_err(|e| self.damaged(&full, e))?;
+                    self.push_group(g, &full, out)?;
+                }
+                Some(hdf5::LocationType::Dataset) => {
+                    let ds = group.dataset(&name).map_err(|e| self.damaged(&full, e))?;
+                    out.push(self.describe(&ds, &full)?);
+                }
+                // Committed (named) datatypes hold no data.
+                Some(_) => {}
+                None => {
+                    if let Ok(g) = group.group(&name) {
+                        self.push_group(g, &full, out)?;
+                    } else if let Ok(ds) = group.dataset(&name) {
+                        out.push(self.describe(&ds, &full)?);
+                    } else {
+                        tracing::debug!("{}: link `{full}` leads nowhere", self.path.display());
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    fn push_group(&self, g: hdf5::Group, full: &str, out: &mut Vec<H5Item>) -> Result<()> {
+        out.push(H5Item {
+            path: full.to_string(),
+            kind: H5Kind::Group,
+            shape: vec![],
+            dtype: None,
+            fields: vec![],
+            chunks: None,
+            attrs: read_attrs(&g, &self.path)?,
+        });
+        self.walk(&g, full, out)
+    }
+
+    fn damaged(&self, full: &str, e: hdf5::Error) -> IoError {
+        h5err(
+            &self.path,
+            &format!("`{full}` cannot be opened (damaged object header?)"),
+            e,
+        )
     }
 
     fn describe(&self, ds: &Dataset, full: &str) -> Result<H5Item> {
@@ -367,6 +411,9 @@ impl H5Reader {
             .dtype()
             .and_then(|t| t.to_descriptor())
             .map_err(|e| h5err(&self.path, &format!("cannot read the type of `{name}`"), e))?;
+        if uses_global_heap(&desc) {
+            check_global_heaps(&self.path)?;
+        }
         let ctx = |e| h5err(&self.path, &format!("cannot read `{name}`"), e);
         macro_rules! rd {
             ($t:ty, $v:ident) => {
@@ -458,6 +505,13 @@ impl H5Reader {
             IoError::new(&self.path, ErrorKind::Unsupported, format!("`{name}`: {m}"))
         })?;
         let n = ds.size();
+        if ds
+            .dtype()
+            .and_then(|t| t.to_descriptor())
+            .map_or(true, |d| uses_global_heap(&d))
+        {
+            check_global_heaps(&self.path)?;
+        }
         let raw = layout.read(&ds).map_err(|m| {
             IoError::new(
                 &self.path,
@@ -765,13 +819,97 @@ fn read_raw_bytes(ds: &Dataset, mem: &TypeDescriptor) -> hdf5::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Whether reading values of this type goes through the file's global heap
+/// (variable-length strings and sequences, at any depth).
+fn uses_global_heap(t: &TypeDescriptor) -> bool {
+    match t {
+        TypeDescriptor::VarLenArray(_)
+        | TypeDescriptor::VarLenAscii
+        | TypeDescriptor::VarLenUnicode => true,
+        TypeDescriptor::FixedArray(inner, _) => uses_global_heap(inner),
+        TypeDescriptor::Compound(c) => c.fields.iter().any(|f| uses_global_heap(&f.ty)),
+        _ => false,
+    }
+}
+
+/// Check the file's global heap collections (where variable-length values live) for the one
+/// damage libhdf5 cannot survive: an object of index 0 and size 0 stops its parser from
+/// advancing, and it loops forever (seen in HDF5 2.2.0's `H5HG__cache_heap_deserialize`).
+/// Every other inconsistency libhdf5 reports as an error. Run once per file, and only
+/// before reading a variable-length value.
+fn check_global_heaps(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    static CHECKED: std::sync::Mutex<Vec<(PathBuf, u64)>> = std::sync::Mutex::new(Vec::new());
+    let io = |e| IoError::from_std(path, e);
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let key = (path.to_path_buf(), len);
+    if CHECKED.lock().map(|c| c.contains(&key)).unwrap_or(false) {
+        return Ok(());
+    }
+    const CHUNK: u64 = 8 << 20;
+    let mut buf = vec![0u8; CHUNK as usize + 3];
+    let mut at = 0u64;
+    while at < len {
+        let n = ((len - at).min(CHUNK + 3)) as usize;
+        f.read_exact_at(&mut buf[..n], at).map_err(io)?;
+        for i in 0..n.saturating_sub(3) {
+            if &buf[i..i + 4] != b"GCOL" {
+                continue;
+            }
+            let start = at + i as u64;
+            // Version 1, three reserved zero bytes, the collection size (8-byte lengths).
+            let mut head = [0u8; 16];
+            if f.read_exact_at(&mut head, start).is_err() || head[4..8] != [1, 0, 0, 0] {
+                continue;
+            }
+            let size = u64::from_le_bytes(head[8..16].try_into().unwrap());
+            if !(4096..=len - start).contains(&size) {
+                continue; // not a collection, or one libhdf5 refuses by itself
+            }
+            let mut coll = vec![0u8; size as usize];
+            f.read_exact_at(&mut coll, start).map_err(io)?;
+            let mut p = 16usize;
+            while p + 16 <= coll.len() {
+                let idx = u16::from_le_bytes([coll[p], coll[p + 1]]);
+                let obj = u64::from_le_bytes(coll[p + 8..p + 16].try_into().unwrap());
+                let need = if idx > 0 {
+                    16u64.saturating_add(obj.div_ceil(8) * 8)
+                } else {
+                    obj
+                };
+                if need == 0 {
+                    return Err(IoError::new(
+                        path,
+                        ErrorKind::Corrupt,
+                        format!("damaged global heap (variable-length data) at byte {start}: an object of size 0 at offset {p}"),
+                    ));
+                }
+                p = p.saturating_add(need.min(usize::MAX as u64) as usize);
+            }
+        }
+        at += CHUNK;
+    }
+    if let Ok(mut c) = CHECKED.lock() {
+        c.push(key);
+    }
+    Ok(())
+}
+
 fn read_attrs(loc: &Location, path: &Path) -> Result<Vec<(String, AttrValue)>> {
     let names = loc
         .attr_names()
         .map_err(|e| h5err(path, "cannot list attributes", e))?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let Ok(a) = loc.attr(&name) else { continue };
+        // An attribute listed but not openable is a damaged object header, not one fewer.
+        let a = loc.attr(&name).map_err(|e| {
+            h5err(
+                path,
+                &format!("cannot open attribute `{name}` (damaged file?)"),
+                e,
+            )
+        })?;
         let desc = match a.dtype().and_then(|t| t.to_descriptor()) {
             Ok(d) => d,
             Err(_) => {
@@ -779,6 +917,9 @@ fn read_attrs(loc: &Location, path: &Path) -> Result<Vec<(String, AttrValue)>> {
                 continue;
             }
         };
+        if uses_global_heap(&desc) {
+            check_global_heaps(path)?;
+        }
         let scalar = a.is_scalar() || a.size() == 1;
         let v = match &desc {
             TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Boolean
@@ -1069,3 +1210,7 @@ fn default_chunks(shape: &[usize], elem: usize) -> Vec<usize> {
     c.extend(shape[1..].iter().map(|&d| d.max(1)));
     c
 }
+
+#[cfg(test)]
+#[path = "h5_damaged_tests.rs"]
+mod damaged_tests;

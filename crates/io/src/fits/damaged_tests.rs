@@ -143,3 +143,121 @@ fn a_zero_tile_size_is_an_error_not_a_division_by_zero_in_cfitsio() {
     let mut f = FitsReader::open(external.join("fits/m13_rice.fits")).unwrap();
     assert_eq!(f.hdus().unwrap().len(), 2);
 }
+
+#[test]
+fn a_primary_header_without_end_does_not_swallow_the_next_extension() {
+    let mut bytes = original();
+    let end = (0..2880)
+        .step_by(80)
+        .find(|&o| bytes[o..].starts_with(b"END     "))
+        .unwrap();
+    bytes[end..end + 3].copy_from_slice(b"   ");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "no_primary_end.fits", &bytes);
+    let err = FitsReader::open(&path).unwrap().hdus().unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no END card before the next extension header"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_gzip_file_whose_last_hdu_is_cut_short_is_truncated_not_fewer_hdus() {
+    let bytes = original();
+    let gti = header_starts(&bytes)[2];
+    let dir = tempfile::tempdir().unwrap();
+    // EVENTS' data cut in the middle: the walk cannot reach GTI.
+    let cut = write(
+        dir.path(),
+        "cut.fits",
+        &bytes[..(starts_mid(&bytes) + gti) / 2],
+    );
+    let gz = dir.path().join("cut.fits.gz");
+    let out = std::process::Command::new("gzip")
+        .args(["-c", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::write(&gz, out.stdout).unwrap();
+    for path in [cut, gz] {
+        let err = FitsReader::open(&path).unwrap().hdus().unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Corrupt), "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+    // Only the final padding missing: read, with a warning (as astropy does).
+    let unpadded = write(dir.path(), "unpadded.fits", &bytes[..bytes.len() - 1]);
+    assert_eq!(
+        FitsReader::open(&unpadded).unwrap().hdus().unwrap().len(),
+        3
+    );
+}
+
+fn starts_mid(bytes: &[u8]) -> usize {
+    header_starts(bytes)[1] + 2880
+}
+
+#[test]
+fn gzip_streams_that_are_not_fits_are_refused_before_cfitsio_sizes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 KiB of incompressible bytes: the stream grows, so cfitsio would take ISIZE to have
+    // wrapped at 4 GiB and allocate that.
+    let mut x = 12345u64;
+    let random: Vec<u8> = (0..65536)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let raw = write(dir.path(), "random.bin", &random);
+    let out = std::process::Command::new("gzip")
+        .args(["-c", raw.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let gz = write(dir.path(), "random.fits.gz", &out.stdout);
+    let err = FitsReader::open(&gz).err().expect("refused");
+    assert!(matches!(err.kind(), ErrorKind::Corrupt), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not decompress to a FITS file"),
+        "{err}"
+    );
+    // A trailer claiming more than deflate can expand to.
+    let mut lying = std::process::Command::new("gzip")
+        .args(["-c", "-9"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/events.fits"))
+        .output()
+        .unwrap()
+        .stdout;
+    let n = lying.len();
+    lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+    let gz = write(dir.path(), "lying.fits.gz", &lying);
+    let err = FitsReader::open(&gz).err().expect("refused");
+    assert!(
+        err.to_string().contains("trailer claims 4294967295 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_variable_length_descriptor_outside_the_heap_is_an_error_not_an_allocation() {
+    // The bundled truth table's first column relabelled as an array descriptor column: its
+    // 8-byte integers become (length, offset) pairs pointing anywhere.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/events_truth.fits");
+    let mut bytes = std::fs::read(p).unwrap();
+    let card = (2880..bytes.len())
+        .step_by(80)
+        .find(|&o| bytes[o..].starts_with(b"TFORM1  ="))
+        .unwrap();
+    let mut c = format!("TFORM1  = {:>20}", "'1PE(2147483647)'").into_bytes();
+    c.resize(80, b' ');
+    bytes[card..card + 80].copy_from_slice(&c);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "descriptor.fits", &bytes);
+    let mut f = FitsReader::open(&path).unwrap();
+    let err = f.read_table(&HduSelector::Index(1), None).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt), "{err}");
+    assert!(err.to_string().contains("points outside the"), "{err}");
+}

@@ -252,7 +252,26 @@ impl Handle {
         let mut n: c_int = 1;
         loop {
             self.move_to(n as usize - 1)?;
-            let (_, _, end) = self.hdu_offsets()?;
+            let (header_start, _, end) = self.hdu_offsets()?;
+            // A header whose END was lost runs on into the next extension's header, which
+            // cfitsio then reads as part of it: one HDU fewer, silently.
+            if let Some(cards) = self.raw_header_at(header_start) {
+                if let Some(block) = (1..cards.len().div_ceil(36)).find(|b| {
+                    cards
+                        .get(b * 36)
+                        .is_some_and(|c| c.starts_with("XTENSION="))
+                }) {
+                    return Err(IoError::new(
+                        &self.path,
+                        ErrorKind::Corrupt,
+                        format!(
+                            "HDU {} has a damaged header: no END card before the next extension header (at byte {})",
+                            n - 1,
+                            header_start + block as i64 * 2880
+                        ),
+                    ));
+                }
+            }
             if let Some(cards) = self.raw_header_at(end) {
                 if let Err(m) = check_tile_compression(&cards) {
                     return Err(IoError::new(
@@ -279,6 +298,30 @@ impl Handle {
                 }
             }
         }
+    }
+
+    /// Whether the byte at `offset` can be read (the file, or the decompressed `.fits.gz`,
+    /// reaches that far). Reads up to 8640 bytes ending there.
+    pub(crate) fn byte_readable(&mut self, offset: i64) -> bool {
+        // cfitsio reads small requests through whole 2880-byte records, which fail in a file
+        // that lacks only its final padding; requests of 3 records or more are read directly.
+        const DIRECT: i64 = 3 * 2880;
+        let start = (offset + 1 - DIRECT).max(0);
+        let mut buf = vec![0u8; (offset + 1 - start) as usize];
+        let mut status = 0;
+        unsafe {
+            sys::ffmbyt(self.ptr(), start, 0, &mut status);
+            ffgbyt(
+                self.ptr(),
+                buf.len() as i64,
+                buf.as_mut_ptr() as *mut c_void,
+                &mut status,
+            );
+        }
+        if status != 0 {
+            let _ = take_error_stack();
+        }
+        status == 0
     }
 
     /// The cards of the header that starts at byte `start`, read as raw bytes (cfitsio does

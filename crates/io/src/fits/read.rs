@@ -144,6 +144,51 @@ pub struct FitsReader {
     hdu_count: Option<usize>,
 }
 
+/// Deflate expands at most 1032-fold. cfitsio allocates the size a gzip trailer claims
+/// (ISIZE, the length mod 2^32) before decompressing; a damaged or random trailer would make
+/// it allocate up to 4 GiB for a small file. A real file's ISIZE never exceeds what its
+/// compressed length can hold (a file over 4 GiB wraps to a smaller ISIZE), so refuse the rest.
+fn check_gzip_size(path: &Path, compressed: u64) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| IoError::from_std(path, e);
+    if compressed < 18 {
+        return Err(IoError::new(
+            path,
+            ErrorKind::Corrupt,
+            "gzip stream is truncated (shorter than its header and trailer)",
+        ));
+    }
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    f.seek(SeekFrom::End(-4)).map_err(io)?;
+    let mut trailer = [0u8; 4];
+    f.read_exact(&mut trailer).map_err(io)?;
+    let isize = u32::from_le_bytes(trailer) as u64;
+    // What cfitsio would allocate: a stream that did not shrink (and is over 10 000 bytes)
+    // is taken for one over 4 GiB that wrapped, and gets ISIZE + 4 GiB. A real FITS file
+    // always shrinks, or is that large; random bytes do not start with a SIMPLE card, so look
+    // at the first decompressed bytes before cfitsio sizes anything.
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut first = [0u8; 9];
+    let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(f));
+    if gz.read_exact(&mut first).is_err() || &first != b"SIMPLE  =" {
+        return Err(IoError::new(
+            path,
+            ErrorKind::Corrupt,
+            "gzip stream does not decompress to a FITS file (no SIMPLE card at its start)",
+        ));
+    }
+    if isize > compressed.saturating_mul(1032) + 65536 {
+        return Err(IoError::new(
+            path,
+            ErrorKind::Corrupt,
+            format!(
+                "damaged gzip stream: its trailer claims {isize} bytes uncompressed, more than {compressed} compressed bytes can hold (truncated or not gzip)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl FitsReader {
     /// Open a FITS file (plain or gzip-compressed) read-only.
     pub fn open(path: impl AsRef<Path>) -> Result<FitsReader> {
@@ -163,6 +208,9 @@ impl FitsReader {
             f.read(&mut magic).map_err(|e| IoError::from_std(path, e))? == 2
                 && magic == [0x1f, 0x8b]
         };
+        if compressed_file {
+            check_gzip_size(path, meta.len())?;
+        }
         let handle = Handle::open(path)?;
         Ok(FitsReader {
             handle,
@@ -190,6 +238,39 @@ impl FitsReader {
             return Ok(n);
         }
         let n = self.handle.num_hdus()?;
+        // The walk stops at the end of the file; a last HDU whose data the file does not hold
+        // is a truncated file (for `.fits.gz` too, whose length is only known decompressed),
+        // and one that lacks only its padding is a file that may have been cut short.
+        if n > 0 {
+            self.handle.move_to(n - 1)?;
+            let (_, start, end) = self.handle.hdu_offsets()?;
+            let data_end = self.data_bytes()?;
+            // Plain files: the length is known (cfitsio reads whole 2880-byte records, so a
+            // probe of the last data byte fails in a file that lacks only its padding).
+            let missing = match (self.compressed_file, self.file_size) {
+                (false, Some(size)) => data_end > size,
+                _ => data_end > start as u64 && !self.handle.byte_readable(data_end as i64 - 1),
+            };
+            if missing {
+                return Err(self.err(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "file is truncated: HDU {} declares data up to byte {data_end}, but the file ends before that",
+                        n - 1
+                    ),
+                ));
+            }
+            if let (false, Some(size)) = (self.compressed_file, self.file_size) {
+                if size < end as u64 {
+                    tracing::warn!(
+                        "{}: the file ends {} bytes short of the padding of its last HDU ({}): it may have been cut short after it",
+                        self.path().display(),
+                        end as u64 - size,
+                        n - 1
+                    );
+                }
+            }
+        }
         if let (false, Some(size), true) = (self.compressed_file, self.file_size, n > 0) {
             self.handle.move_to(n - 1)?;
             let (_, _, end) = self.handle.hdu_offsets()?;
@@ -283,11 +364,16 @@ impl FitsReader {
         let naxis = self.handle.key_f64("NAXIS")?.unwrap_or(0.0) as usize;
         let mut n: u64 = if naxis == 0 { 0 } else { 1 };
         for i in 1..=naxis {
-            n *= self.handle.key_f64(&format!("NAXIS{i}"))?.unwrap_or(0.0) as u64;
+            n = n.saturating_mul(self.handle.key_f64(&format!("NAXIS{i}"))?.unwrap_or(0.0) as u64);
         }
         let pcount = self.handle.key_f64("PCOUNT")?.unwrap_or(0.0) as u64;
         let gcount = self.handle.key_f64("GCOUNT")?.unwrap_or(1.0) as u64;
-        Ok(start as u64 + bitpix / 8 * gcount * (pcount + n))
+        // Saturating: a damaged header may claim more than u64 holds.
+        Ok((start as u64).saturating_add(
+            (bitpix / 8)
+                .saturating_mul(gcount)
+                .saturating_mul(pcount.saturating_add(n)),
+        ))
     }
 
     /// Summaries of all HDUs.

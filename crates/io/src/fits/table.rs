@@ -764,6 +764,7 @@ fn read_varlen(
     n: usize,
 ) -> Result<PolarsResult<Series>> {
     let name: PlSmallStr = spec.name.as_str().into();
+    let heap = h.key_f64("PCOUNT")?.unwrap_or(0.0).max(0.0) as i64;
     let mut lengths = Vec::with_capacity(n);
     for r in 0..n {
         let (mut len, mut addr) = (0i64, 0i64);
@@ -785,6 +786,24 @@ fn read_varlen(
                 first + r + 1
             )
         })?;
+        // The descriptor must point inside the heap (PCOUNT bytes): a damaged descriptor or
+        // a fixed-width column mislabelled `P` would otherwise size the row's buffer.
+        let bytes = if code == 'X' {
+            (len + 7) / 8
+        } else {
+            len.saturating_mul(heap_element_bytes(code))
+        };
+        if len < 0 || addr < 0 || addr.saturating_add(bytes) > heap {
+            return Err(IoError::new(
+                h.path(),
+                ErrorKind::Corrupt,
+                format!(
+                    "column `{}` row {}: its array descriptor ({len} elements at heap byte {addr}) points outside the {heap}-byte heap (damaged table)",
+                    spec.name,
+                    first + r + 1
+                ),
+            ));
+        }
         lengths.push(len as usize);
     }
     if code == 'A' {
@@ -855,6 +874,18 @@ fn read_varlen(
         s = Series::new_empty(s.name().clone(), &DataType::List(Box::new(elem)));
     }
     Ok(Ok(s))
+}
+
+/// Bytes per element of a variable-length array in the heap, by TFORM code.
+fn heap_element_bytes(code: char) -> i64 {
+    match code {
+        'L' | 'B' | 'A' => 1,
+        'I' => 2,
+        'J' | 'E' => 4,
+        'K' | 'D' | 'C' => 8,
+        'M' => 16,
+        _ => 1,
+    }
 }
 
 /// The cfitsio type code and element size for reading into a native buffer of `dtype`.
