@@ -395,3 +395,78 @@ fn two_particle_types_make_the_generator_conditional_on_the_particle() {
         &["one file per particle"],
     );
 }
+
+/// Ctrl-C (SIGINT) during the reference simulation and SIGTERM during the classifier training
+/// both end `fastsim validate` within seconds with exit 130, status `interrupted` and no report
+/// — not half a minute later with status `success`.
+#[test]
+fn validate_honours_ctrl_c_and_sigterm_within_seconds() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    for (signal, phase, settings) in [
+        // A reference sample that takes minutes to simulate.
+        (
+            libc::SIGINT,
+            "reference simulation",
+            [
+                "validate.reference_showers=2000000",
+                "validate.classifier.epochs=10",
+            ],
+        ),
+        // Quick references, then a classifier that would train for hours.
+        (
+            libc::SIGTERM,
+            "classifier training",
+            [
+                "validate.reference_showers=300",
+                "validate.classifier.epochs=1000000",
+            ],
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("val");
+        let mut args = vec![
+            "fastsim",
+            "validate",
+            "-c",
+            CFG,
+            "-o",
+            out.to_str().unwrap(),
+            "--no-speed",
+        ];
+        for s in settings {
+            args.extend(["--set", s]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_deepsky"))
+            .args(&args)
+            .current_dir(root())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+        let sent = Instant::now();
+        unsafe { libc::kill(child.id() as i32, signal) };
+        // A run that ignores the signal would go on for hours: stop waiting after a minute.
+        while child.try_wait().unwrap().is_none() && sent.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let waited = sent.elapsed();
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(130), "{phase}: {}", stderr(&o));
+        // Seconds, not the rest of the step (minutes); generous for a loaded CI machine.
+        assert!(
+            waited < Duration::from_secs(10),
+            "{phase}: exit {waited:?} after the signal"
+        );
+        assert!(
+            !out.join("report.json").exists(),
+            "{phase}: a report from an interrupted run"
+        );
+        assert_eq!(
+            json(&out.join("provenance.json"))["status"],
+            "interrupted",
+            "{phase}"
+        );
+    }
+}

@@ -171,6 +171,7 @@ fn sim_error(e: deepsky_sim::SimError) -> RunError {
         deepsky_sim::SimError::Config(e) => RunError::from(e),
         deepsky_sim::SimError::Io(e) => RunError::from(e),
         e @ deepsky_sim::SimError::Table(_) => RunError::failed(e),
+        deepsky_sim::SimError::Interrupted => RunError::Interrupted,
         e => RunError::input(e),
     }
 }

@@ -250,14 +250,32 @@ pub fn simulate_reference(
     seed: u64,
     threshold_mev: f32,
 ) -> Result<Sample> {
+    simulate_reference_until(particle, energy, n, seed, threshold_mev, &|| false)
+}
+
+/// [`simulate_reference`], stopping within a shower per worker once `stop` returns true
+/// (then `NnError::Interrupted`, which the CLI turns into exit 130).
+pub fn simulate_reference_until(
+    particle: deepsky_sim::shower::Particle,
+    energy: deepsky_sim::shower::EnergySpec,
+    n: usize,
+    seed: u64,
+    threshold_mev: f32,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Sample> {
     let cfg = deepsky_sim::shower::ShowerConfig {
         particle,
         energy_gev: energy,
         n_showers: n,
         seed,
     };
-    let set = deepsky_sim::shower::simulate_showers(&cfg, &())
-        .map_err(|e| FastsimError::Input(format!("reference simulation: {e}")))?;
+    let set =
+        deepsky_sim::shower::simulate_showers_until(&cfg, &(), stop).map_err(|e| match e {
+            deepsky_sim::SimError::Interrupted => {
+                FastsimError::Nn(deepsky_nn::NnError::Interrupted)
+            }
+            e => FastsimError::Input(format!("reference simulation: {e}")),
+        })?;
     let mut showers = CaloGanShowers::from(set);
     apply_threshold(&mut showers, threshold_mev);
     Ok(Sample {

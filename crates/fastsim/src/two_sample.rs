@@ -212,6 +212,7 @@ impl TrainTask for Task<'_> {
 /// small) with the loop's own improvement rule.
 struct KeepBest<'a> {
     varmap: &'a VarMap,
+    stop: &'a (dyn Fn() -> bool + Sync),
     best: Option<f64>,
     snapshot: Option<Vec<(String, Tensor)>>,
     error: Option<candle_core::Error>,
@@ -240,6 +241,10 @@ impl KeepBest<'_> {
 }
 
 impl Hooks for KeepBest<'_> {
+    fn should_stop(&self) -> bool {
+        (self.stop)()
+    }
+
     fn on_epoch(&mut self, record: &EpochRecord) {
         let Some(v) = record.val_loss else { return };
         let improved = match self.best {
@@ -338,6 +343,17 @@ pub fn classifier_auc(
     b: ArrayView2<'_, f32>,
     cfg: &ClassifierConfig,
 ) -> Result<TwoSampleResult> {
+    classifier_auc_until(a, b, cfg, &|| false)
+}
+
+/// [`classifier_auc`], polling `stop` between optimiser steps: once it returns true the
+/// training ends with `NnError::Interrupted` (a Ctrl-C honoured within a step).
+pub fn classifier_auc_until(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    cfg: &ClassifierConfig,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<TwoSampleResult> {
     cfg.validate()?;
     if a.ncols() != b.ncols() {
         return Err(FastsimError::Input(format!(
@@ -389,6 +405,7 @@ pub fn classifier_auc(
     };
     let mut keep = KeepBest {
         varmap: vars.varmap(),
+        stop,
         best: None,
         snapshot: None,
         error: None,

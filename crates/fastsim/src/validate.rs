@@ -41,14 +41,14 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SpeedConfig;
-use crate::data::{simulate_reference, Conditioning, Sample};
+use crate::data::{simulate_reference_until, Conditioning, Sample};
 use crate::error::{FastsimError, Result};
 use crate::metrics::{binning, chi2_separation, wasserstein1};
 use crate::observables::{
     cell_features, high_level_features, observable_list, observables, Observable,
 };
 use crate::shower_gan::FastSimulator;
-use crate::two_sample::{classifier_auc, ClassifierConfig, TwoSampleResult};
+use crate::two_sample::{classifier_auc_until, ClassifierConfig, TwoSampleResult};
 
 /// Mean of `v` (0 for an empty slice).
 pub fn mean(v: &[f64]) -> f64 {
@@ -196,16 +196,18 @@ pub struct ClassifierTests {
 }
 
 impl ClassifierTests {
-    /// Train the four classifiers; `on_done` is called after each.
+    /// Train the four classifiers; `on_done` is called after each, `stop` between optimiser
+    /// steps (true ends the call with `NnError::Interrupted`).
     pub fn run(
         reference_a: &CaloGanShowers,
         reference_b: &CaloGanShowers,
         generated: &CaloGanShowers,
         cfg: &ClassifierConfig,
         on_done: &mut dyn FnMut(),
+        stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<ClassifierTests> {
         let mut pair = |a: &Array2<f32>, other: &Array2<f32>| {
-            let r = classifier_auc(a.view(), other.view(), cfg);
+            let r = classifier_auc_until(a.view(), other.view(), cfg, stop);
             on_done();
             r
         };
@@ -278,7 +280,8 @@ impl References {
 
     /// Run the reference simulator twice over the model's energy range (uniform; fixed when
     /// the model knows one energy), `n` showers each, with seeds `seed` and `seed + 1`;
-    /// `on_done` is called after each sample.
+    /// `on_done` is called after each sample, `stop` before each shower (true ends the call
+    /// with `NnError::Interrupted`).
     pub fn simulate(
         particle: &str,
         range: &Conditioning,
@@ -286,6 +289,7 @@ impl References {
         seed: u64,
         threshold_mev: f32,
         on_done: &mut dyn FnMut(),
+        stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<References> {
         let p: Particle = particle
             .parse()
@@ -298,9 +302,9 @@ impl References {
         } else {
             EnergySpec::Fixed(range.e_min_gev)
         };
-        let a = simulate_reference(p, spec, n, seed, threshold_mev)?;
+        let a = simulate_reference_until(p, spec, n, seed, threshold_mev, stop)?;
         on_done();
-        let b = simulate_reference(p, spec, n, seed + 1, threshold_mev)?;
+        let b = simulate_reference_until(p, spec, n, seed + 1, threshold_mev, stop)?;
         on_done();
         Ok(References {
             a,
@@ -331,14 +335,22 @@ pub struct SpeedPoint {
 }
 
 /// The generator against the reference simulator at each of `cfg.energies_gev`, on the
-/// threads both get (rayon's pool); `on_step` is called after each timing.
+/// threads both get (rayon's pool); `on_step` is called after each timing, `stop` before each
+/// timing and each simulated shower (true ends the call with `NnError::Interrupted`).
 pub fn measure_speed(
     sim: &FastSimulator<'_>,
     particle: &str,
     cfg: &SpeedConfig,
     device: &Device,
     on_step: &mut dyn FnMut(),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<SpeedPoint>> {
+    let check = || -> Result<()> {
+        if stop() {
+            return Err(FastsimError::Nn(deepsky_nn::NnError::Interrupted));
+        }
+        Ok(())
+    };
     let p: Particle = particle
         .parse()
         .map_err(|e| FastsimError::Input(format!("speed: {e}")))?;
@@ -348,7 +360,7 @@ pub fn measure_speed(
         let mut n = 4usize;
         let (rate, simulated) = loop {
             let t = Instant::now();
-            simulate_reference(p, EnergySpec::Fixed(e), n, 7, 0.0)?;
+            simulate_reference_until(p, EnergySpec::Fixed(e), n, 7, 0.0, stop)?;
             let dt = t.elapsed().as_secs_f64();
             if dt >= cfg.simulator_seconds || n >= 1 << 20 {
                 break (n as f64 / dt, n);
@@ -361,6 +373,7 @@ pub fn measure_speed(
         for &b in &cfg.batches {
             let n = cfg.generated_showers.max(2 * b);
             let energies = vec![e as f32; n];
+            check()?;
             // One warm-up batch (allocations, thread pool start-up), then the timed run.
             sim.generate(&energies[..b], particle, 1, b, device)?;
             let t = Instant::now();
@@ -583,6 +596,7 @@ impl ValidationReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::simulate_reference;
 
     #[test]
     fn the_noise_floor_uses_the_references_own_binning() {

@@ -25,6 +25,9 @@ pub enum SimError {
     /// A result's columns do not make a table (a bug: they have different lengths).
     #[error("{0}")]
     Table(String),
+    /// The caller's stop check asked the simulation to stop (Ctrl-C); nothing was returned.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl SimError {

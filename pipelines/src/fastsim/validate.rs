@@ -14,6 +14,9 @@ use crate::common::{self, Plots, RunFrame};
 
 pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Result<(), RunError> {
     let t0 = Instant::now();
+    // Ctrl-C/SIGTERM: every long step polls this (between showers, optimiser steps and
+    // timings) and the run ends with exit 130 within a second or two.
+    let stop = deepsky_runtime::interrupt::interrupted;
     let device = deepsky_nn::device::parse_device(&args.common.device).map_err(common::nn_error)?;
     let dir = model_dir(&args.model, cfg);
     let loaded = load_model(&dir, &device, frame)?;
@@ -45,6 +48,7 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
             v.reference_seed,
             threshold,
             &mut || bar.inc(1),
+            &stop,
         );
         bar.finish();
         refs
@@ -58,6 +62,7 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         )));
     }
     let t_ref = t0.elapsed().as_secs_f64();
+    deepsky_runtime::interrupt::check()?;
 
     // Generated showers at reference A's energies.
     frame.provenance.seed("generate", v.seed);
@@ -67,6 +72,7 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         .generate(&energies, &particle, v.seed, cfg.generate.batch, &device)
         .map_err(fastsim_error)?;
     let t_gen = t1.elapsed().as_secs_f64();
+    deepsky_runtime::interrupt::check()?;
 
     let formats = common::plot_formats(&cfg.output.plots)?;
     let mut plots = Plots::new(frame, "plots", &formats)?;
@@ -86,9 +92,11 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         &generated,
         &v.classifier,
         &mut || bar.inc(1),
+        &stop,
     )
     .map_err(fastsim_error)?;
     bar.finish();
+    deepsky_runtime::interrupt::check()?;
     let roc_plots = plots.save(&tests.roc(), "classifier_roc")?;
 
     let speed = if args.no_speed {
@@ -96,8 +104,15 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
     } else {
         let steps = cfg.speed.energies_gev.len() * (1 + cfg.speed.batches.len());
         let bar = Progress::new("measuring speed", steps as u64, "steps");
-        let points = measure_speed(&sim, &particle, &cfg.speed, &device, &mut || bar.inc(1))
-            .map_err(fastsim_error)?;
+        let points = measure_speed(
+            &sim,
+            &particle,
+            &cfg.speed,
+            &device,
+            &mut || bar.inc(1),
+            &stop,
+        )
+        .map_err(fastsim_error)?;
         bar.finish();
         points
     };

@@ -162,7 +162,9 @@ pub use config::{EnergySpec, Particle, ShowerConfig, MAX_ENERGY_GEV, MIN_ENERGY_
 pub use diagnostics::{fit_gamma_profile, GammaProfileFit, ShowerDiagnostics};
 pub use set::{OneShower, ShowerSet};
 pub use settings::ShowerSettings;
-pub use simulate::{longitudinal_profile, shower_diagnostics, simulate_showers};
+pub use simulate::{
+    longitudinal_profile, shower_diagnostics, simulate_showers, simulate_showers_until,
+};
 pub use transport::{
     simulate_one, simulate_one_with_diagnostics, BREMS_K_MIN_MEV, ELECTRON_CUT_MEV,
     MAX_STEP_ENERGY_LOSS, MAX_STEP_THETA0, MAX_STEP_X0, PHOTON_CUT_MEV,

@@ -19,6 +19,17 @@ use crate::{Progress, Result};
 /// Shower `i` draws its energy and its cascade from `stream_rng(cfg.seed, "shower", i)`, so the
 /// result does not depend on the number of threads. Calls `progress.inc(1)` per shower.
 pub fn simulate_showers(cfg: &ShowerConfig, progress: &dyn Progress) -> Result<ShowerSet> {
+    simulate_showers_until(cfg, progress, &|| false)
+}
+
+/// [`simulate_showers`], polling `stop` before each shower: once it returns true the workers
+/// stop within one shower each and the call returns [`SimError::Interrupted`](crate::SimError::Interrupted)
+/// (a Ctrl-C honoured in milliseconds, not after the whole sample).
+pub fn simulate_showers_until(
+    cfg: &ShowerConfig,
+    progress: &dyn Progress,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<ShowerSet> {
     cfg.validate()?;
     let cal = Calorimeter::calogan();
     tracing::debug!(
@@ -27,16 +38,20 @@ pub fn simulate_showers(cfg: &ShowerConfig, progress: &dyn Progress) -> Result<S
         seed = cfg.seed,
         "simulating calorimeter showers"
     );
-    let showers: Vec<OneShower> = (0..cfg.n_showers)
+    let showers: Option<Vec<OneShower>> = (0..cfg.n_showers)
         .into_par_iter()
         .map(|i| {
+            if stop() {
+                return None;
+            }
             let mut rng = stream_rng(cfg.seed, "shower", i as u64);
             let e = cfg.energy_gev.sample(&mut rng);
             let s = simulate_one(&cal, cfg.particle, e, &mut rng);
             progress.inc(1);
-            s
+            Some(s)
         })
         .collect();
+    let showers = showers.ok_or(crate::SimError::Interrupted)?;
     let n = showers.len();
     let [l0, l1, l2] = cal.layers;
     let mut set = ShowerSet {
