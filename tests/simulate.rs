@@ -398,3 +398,45 @@ fn outputs_carry_the_runs_provenance() {
     );
     assert_eq!(text("deepsky_pipeline"), "simulate showers");
 }
+
+/// Ctrl-C in the middle of a long shower simulation: exit 130 within seconds, and no output
+/// file (not even a temporary one) — before, the default handler killed the process.
+#[test]
+fn ctrl_c_stops_a_shower_simulation_with_exit_130_and_writes_nothing() {
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("showers.h5");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deepsky"))
+        .args([
+            "simulate",
+            "showers",
+            "-n",
+            "5000000",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    while child.try_wait().unwrap().is_none() && sent.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waited = sent.elapsed();
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "exit {waited:?} after Ctrl-C"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

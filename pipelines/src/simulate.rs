@@ -117,6 +117,9 @@ pub struct ShowerArgs {
 
 /// Run `deepsky simulate`.
 pub fn run(cmd: SimulateCommand) -> Result<(), RunError> {
+    // Ctrl-C/SIGTERM: the shower simulator stops within a shower; every simulator checks
+    // before writing, so an interrupted run exits 130 and writes nothing.
+    deepsky_runtime::interrupt::install_handler();
     match cmd {
         SimulateCommand::Sky(a) => run_sky(a),
         SimulateCommand::Cutouts(a) => run_cutouts(a),
@@ -194,6 +197,7 @@ fn run_sky(a: SkyArgs) -> Result<(), RunError> {
         + c.artefacts.bad_columns
         + c.injections.len();
     let field = sky::simulate_sky(c, &Ticks::new("sky", work, "sources")).map_err(sim_error)?;
+    deepsky_runtime::interrupt::check()?;
     let truth = files::sky(&a.out, &field, &record.cards()).map_err(sim_error)?;
     let (w, h) = (field.image.ncols(), field.image.nrows());
     let (n, out) = (field.catalog.len(), a.out.display());
@@ -212,6 +216,7 @@ fn run_cutouts(a: CutoutArgs) -> Result<(), RunError> {
     let record = write::Record::start("cutouts", &cfg, c.seed, json(c));
     let ticks = Ticks::new("cutouts", c.n, "stamps");
     let set = cutouts::simulate_cutouts(c, &ticks).map_err(sim_error)?;
+    deepsky_runtime::interrupt::check()?;
     files::cutouts(&a.out, &set, &record.attrs()).map_err(sim_error)?;
     let counts: Vec<String> = cutouts::label_names()
         .iter()
@@ -239,6 +244,7 @@ fn run_events(a: EventsArgs) -> Result<(), RunError> {
     let ev = events::simulate_events(c, &ticks).map_err(sim_error)?;
     // Per-source light-curve features, measured from the events as an analysis would.
     let features = events::light_curve_features(&ev, a.feature_bin);
+    deepsky_runtime::interrupt::check()?;
     let (truth, features_path) =
         files::events(&a.out, &ev, &features, a.feature_bin, &record.cards()).map_err(sim_error)?;
     eprintln!(
@@ -261,7 +267,10 @@ fn run_showers(a: ShowerArgs) -> Result<(), RunError> {
     let sim = s.simulation();
     let record = write::Record::start("showers", &cfg, sim.seed, s.attribute());
     let ticks = Ticks::new("showers", sim.n_showers, "showers");
-    let set = deepsky_sim::shower::simulate_showers(&sim, &ticks).map_err(sim_error)?;
+    let stop = deepsky_runtime::interrupt::interrupted;
+    let set =
+        deepsky_sim::shower::simulate_showers_until(&sim, &ticks, &stop).map_err(sim_error)?;
+    deepsky_runtime::interrupt::check()?;
     let mut attrs = record.attrs();
     attrs.push(("particle".into(), sim.particle.to_string().into()));
     let pdg = AttrValue::Int(sim.particle.pdg_id() as i64);
