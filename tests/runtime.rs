@@ -177,7 +177,8 @@ fn ctrl_c_exits_130_keeps_outputs_and_resume_matches_uninterrupted() {
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while !part.join("checkpoints/latest.json").exists() {
+    // Until it completes, a run writes into OUT/.staging (published together at the end).
+    while !part.join(".staging/checkpoints/latest.json").exists() {
         assert!(
             t.elapsed() < Duration::from_secs(300),
             "no checkpoint appeared"
@@ -194,8 +195,8 @@ fn ctrl_c_exits_130_keeps_outputs_and_resume_matches_uninterrupted() {
     } else {
         assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
         assert!(
-            !part.join("report.json").exists(),
-            "no report from an interrupted run"
+            !part.join("report.json").exists() && !part.join("anomalies.fits").exists(),
+            "no products published by an interrupted run"
         );
         assert_eq!(json(&part.join("provenance.json"))["status"], "interrupted");
         // No temporary files are left behind.
@@ -312,4 +313,76 @@ fn required_args<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
         }
     }
     out
+}
+
+/// A complete run, then a second run into the same folder that is interrupted: the folder
+/// still holds the first run's products and its `provenance.json` (status success), byte for
+/// byte; the second run's partial outputs and record are in OUT/.staging. A failed run (bad
+/// input) likewise leaves the complete run alone.
+#[test]
+fn an_interrupted_or_failed_run_leaves_the_previous_complete_run_intact() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let args = quick(&out, 2);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&deepsky(&a));
+    let snapshot = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = [
+            "report.json",
+            "provenance.json",
+            "anomalies.fits",
+            "latent.h5",
+        ]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap()))
+        .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&out);
+    assert!(
+        !out.join(".staging").exists(),
+        "a complete run leaves no staging folder"
+    );
+
+    // A long second run, interrupted once it has written a checkpoint.
+    let args = quick(&out, 400);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deepsky"))
+        .args(&args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !out.join(".staging/checkpoints/latest.json").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "the complete run's products changed"
+    );
+    assert_eq!(json(&out.join("provenance.json"))["status"], "success");
+    assert_eq!(
+        json(&out.join(".staging/provenance.json"))["status"],
+        "interrupted"
+    );
+
+    // A failed run (an input that does not exist) into the same folder.
+    let mut bad = quick(&out, 2);
+    bad.extend(["--set".to_string(), "input.path=\"nope.h5\"".to_string()]);
+    let b: Vec<&str> = bad.iter().map(String::as_str).collect();
+    assert_fails(&deepsky(&b), 2, &["nope.h5"]);
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "a failed run changed the complete run's products"
+    );
 }

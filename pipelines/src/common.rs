@@ -73,7 +73,7 @@ impl RunFrame {
         cfg: &Resolved<C>,
     ) -> Result<RunFrame, RunError> {
         deepsky_runtime::interrupt::install_handler();
-        let out = OutDir::create(&args.out)?;
+        let out = OutDir::create_for(&args.out, args.resume)?;
         let features: Vec<&str> = deepsky_nn::device::enabled_features();
         let mut provenance = Provenance::start(pipeline, env!("CARGO_PKG_VERSION"), &features, cfg);
         provenance.device = args.device.clone();
@@ -83,10 +83,40 @@ impl RunFrame {
         Ok(RunFrame { out, provenance })
     }
 
-    /// Close the record with `result` and write `provenance.json`; returns `result`.
+    /// Close the record with `result`: a successful run's products are published together
+    /// (moved out of the staging folder) with its `provenance.json`. A failed or interrupted
+    /// run's record goes into the staging folder beside its partial products, and into the
+    /// output folder only when that holds no complete run's record — a complete run's
+    /// products and provenance are never mixed with a later failed run's.
     pub fn finish<T>(mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+        let result = match result {
+            Ok(v) => self.out.publish().map(|()| v),
+            Err(e) => Err(e),
+        };
         self.provenance.finish(result.as_ref().map(|_| ()));
-        if let Err(e) = self.provenance.write(self.out.root()) {
+        let published = self.out.published_root().to_path_buf();
+        let written = if result.is_ok() {
+            self.provenance.write(&published)
+        } else {
+            let previous = published.join("provenance.json");
+            let complete = deepsky_runtime::outdir::read_json::<serde_json::Value>(&previous)
+                .is_ok_and(|p| p["status"] == "success");
+            let staged = self.provenance.write(self.out.root());
+            // One line per error stays the rule; after a Ctrl-C, say where the partial run is.
+            if complete && matches!(result, Err(RunError::Interrupted)) {
+                eprintln!(
+                    "deepsky: {} keeps the previous complete run; this run's partial outputs and record are in {}",
+                    published.display(),
+                    self.out.root().display()
+                );
+            }
+            if complete {
+                staged
+            } else {
+                staged.and_then(|_| self.provenance.write(&published))
+            }
+        };
+        if let Err(e) = written {
             tracing::warn!("could not write provenance.json: {e}");
         }
         result

@@ -130,7 +130,7 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
         shards.len(),
         df.height(),
         report.summary.n_images,
-        frame.out.path("catalog.fits").display()
+        frame.out.published("catalog.fits").display()
     );
     Ok(())
 }

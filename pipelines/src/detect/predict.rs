@@ -117,7 +117,7 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
         } else {
             format!(" (shard {shard} of {} images)", images.len())
         },
-        frame.out.path("catalog.fits").display()
+        frame.out.published("catalog.fits").display()
     );
     Ok(())
 }

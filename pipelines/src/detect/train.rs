@@ -108,7 +108,7 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
         outcome.state.best_epoch,
         e.completeness.unwrap_or(f64::NAN),
         e.purity.unwrap_or(f64::NAN),
-        model_dir.display()
+        frame.out.published("model").display()
     );
     Ok(())
 }

@@ -81,7 +81,7 @@ pub fn run(args: &GenerateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
     eprintln!(
         "fastsim generate: {n} {particle} showers in {dt:.2} s ({:.0}/s) to {} ({layout} layout)",
         n as f64 / dt,
-        path.display()
+        frame.out.published("showers.h5").display()
     );
     Ok(())
 }

@@ -127,7 +127,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
         "fastsim images: {} epochs over {n} stamps in {t_train:.0} s; {} generated stamps in {}",
         outcome.state.epochs_done,
         c.generate,
-        path.display()
+        frame.out.published("generated.h5").display()
     );
     Ok(())
 }

@@ -182,7 +182,7 @@ pub fn run(args: &TrainArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Resul
     eprintln!(
         "fastsim train: {} epochs over {n} showers in {t_train:.0} s; model in {}",
         outcome.state.epochs_done,
-        frame.out.path("model").display()
+        frame.out.published("model").display()
     );
     Ok(())
 }

@@ -156,7 +156,7 @@ pub fn run(args: &ValidateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         r.speedup_100gev
             .map(|s| format!("; {s:.0}× faster than the simulator at 100 GeV"))
             .unwrap_or_default(),
-        frame.out.path("report.json").display()
+        frame.out.published("report.json").display()
     );
     Ok(())
 }
