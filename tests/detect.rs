@@ -289,6 +289,66 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
     assert_fails(&f, 2, &["data/events.fits"]);
 }
 
+/// Images too small to search are refused by name; small ones that can be searched are
+/// (padded to the network's stride) and give a catalogue.
+#[test]
+fn tiny_images_are_refused_clearly_and_small_ones_searched() {
+    let d = tempfile::tempdir().unwrap();
+    let make = |name: &str, shape: &str| {
+        let p = d.path().join(name);
+        run_python(
+            &format!(
+                "import sys, numpy as np; from astropy.io import fits; \
+                 fits.PrimaryHDU(np.random.default_rng(1).normal(100, 5, {shape}).astype('f4')).writeto(sys.argv[1])"
+            ),
+            &[p.to_str().unwrap()],
+        );
+        p
+    };
+    let o = d.path().join("out");
+    let o = o.to_str().unwrap();
+    let one = make("one.fits", "(1, 1)");
+    let f = deepsky(&[
+        "detect",
+        "predict",
+        "--input",
+        one.to_str().unwrap(),
+        "-o",
+        o,
+    ]);
+    assert_fails(&f, 2, &["one.fits", "at least 2 × 2"]);
+    let empty = d.path().join("empty.fits");
+    run_python(
+        "import sys, numpy as np; from astropy.io import fits; fits.PrimaryHDU().writeto(sys.argv[1])",
+        &[empty.to_str().unwrap()],
+    );
+    let f = deepsky(&[
+        "detect",
+        "predict",
+        "--input",
+        empty.to_str().unwrap(),
+        "-o",
+        o,
+    ]);
+    assert_fails(&f, 2, &["empty.fits", "no image"]);
+    let small = make("small.fits", "(9, 12)");
+    ok(&deepsky(&[
+        "detect",
+        "predict",
+        "-q",
+        "--input",
+        small.to_str().unwrap(),
+        "-o",
+        o,
+    ]));
+    let cat = d.path().join("out/catalog.fits");
+    let rows = run_python(
+        "import sys; from astropy.io import fits; print(len(fits.getdata(sys.argv[1], 1)))",
+        &[cat.to_str().unwrap()],
+    );
+    assert!(rows.trim().parse::<usize>().is_ok(), "{rows}");
+}
+
 /// Many images in one run (folder, glob or list, processed in sorted order), the same run in
 /// shards, and `detect merge` giving exactly the single run's files; clear errors for the
 /// ways a merge or a multi-image run can go wrong.

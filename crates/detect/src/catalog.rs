@@ -61,8 +61,14 @@ pub fn read_image(path: &Path, hdu: &str) -> Result<(Array2<f32>, Header)> {
         let info = f.hdu_info(&HduSelector::Index(0))?;
         if info.shape.len() >= 2 {
             HduSelector::Index(0)
-        } else {
+        } else if f.num_hdus()? > 1 {
             HduSelector::Index(1)
+        } else {
+            return Err(input(format!(
+                "{}: no image: the primary HDU has shape {:?} and there are no extensions",
+                path.display(),
+                info.shape
+            )));
         }
     } else {
         hdu.parse().expect("infallible")
@@ -74,6 +80,13 @@ pub fn read_image(path: &Path, hdu: &str) -> Result<(Array2<f32>, Header)> {
         .copied()
         .skip_while(|&n| n == 1)
         .collect();
+    if shape.len() < 2 && image.ndim() >= 2 {
+        return Err(input(format!(
+            "{}: the image is {:?} pixels; detection needs at least 2 × 2",
+            path.display(),
+            image.shape()
+        )));
+    }
     if shape.len() != 2 {
         return Err(input(format!(
             "{}: the image has shape {:?}; detection needs a 2-D image",
