@@ -429,3 +429,39 @@ fn submit_dry_run_shards_anomaly_scoring_with_a_model_and_merges_with_anomaly_me
         assert!(!out.exists());
     }
 }
+
+/// A FIFO (what `<(zcat x.fits.gz)` gives) is read once, whole: before, the format sniffing and
+/// the reader each opened it, and the second open blocked forever.
+#[test]
+fn a_fifo_input_is_read_not_waited_on() {
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("events.fits");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/events.fits");
+    let target = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let bytes = std::fs::read(source).unwrap();
+        // Opening a FIFO for writing waits for the reader.
+        let _ = std::fs::write(target, bytes);
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deepsky"))
+        .args(["inspect", "--json", fifo.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["file"], fifo.to_str().unwrap());
+    assert_eq!(doc["items"][1]["name"], "EVENTS");
+    assert_eq!(doc["items"][1]["rows"], 17944);
+}

@@ -32,6 +32,49 @@ pub struct InspectArgs {
     columns: Option<Vec<String>>,
 }
 
+/// Inspect a file, or a pipe (`<(zcat x.fits.gz)`, a FIFO): cfitsio and HDF5 seek, and
+/// sniffing the format then opening would read a pipe twice and block, so a stream is first
+/// copied to a temporary file (removed afterwards). Reports and errors name what the user gave.
+fn inspect_any(
+    path: &std::path::Path,
+    opts: &InspectOptions,
+) -> Result<Value, deepsky_io::IoError> {
+    let is_stream = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if !is_stream {
+        return inspect(path, opts);
+    }
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let copy = std::env::temp_dir().join(format!("deepsky-stream-{}-{n}", std::process::id()));
+    let copied = std::fs::File::open(path)
+        .and_then(|mut from| {
+            let mut to = std::fs::File::create(&copy)?;
+            std::io::copy(&mut from, &mut to)
+        })
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&copy);
+            deepsky_io::IoError::new(
+                path,
+                deepsky_io::ErrorKind::InvalidInput,
+                format!("cannot read the stream: {e}"),
+            )
+        });
+    copied?;
+    let result = inspect(&copy, opts);
+    let _ = std::fs::remove_file(&copy);
+    match result {
+        Ok(mut report) => {
+            report["file"] = Value::String(path.display().to_string());
+            Ok(report)
+        }
+        Err(e) => Err(deepsky_io::IoError::new(
+            path,
+            e.kind().clone(),
+            e.message().to_string(),
+        )),
+    }
+}
+
 /// Run `deepsky inspect`.
 pub fn run(args: InspectArgs) -> Result<(), RunError> {
     let opts = InspectOptions {
@@ -44,7 +87,7 @@ pub fn run(args: InspectArgs) -> Result<(), RunError> {
     let reports: Vec<Value> = args
         .files
         .iter()
-        .map(|f| inspect(f, &opts))
+        .map(|f| inspect_any(f, &opts))
         .collect::<Result<_, _>>()?;
     let mut out = std::io::stdout().lock();
     let result = if args.json {
