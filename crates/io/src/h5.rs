@@ -91,6 +91,13 @@ pub struct H5Item {
     pub chunks: Option<Vec<usize>>,
     /// Attributes, by name.
     pub attrs: Vec<(String, AttrValue)>,
+    /// Shape of one element of a dataset whose element type is an HDF5 array (`[f64; 3]`):
+    /// reading it appends these axes to `shape`, as h5py does. Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cell_shape: Vec<usize>,
+    /// The dataset's filter pipeline in order (`shuffle`, `gzip`, `szip`, `Blosc`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
 }
 
 fn h5err(path: &Path, context: &str, e: hdf5::Error) -> IoError {
@@ -288,6 +295,8 @@ impl H5Reader {
             fields: vec![],
             chunks: None,
             attrs: read_attrs(&g, &self.path)?,
+            cell_shape: vec![],
+            filters: vec![],
         });
         self.walk(&g, full, out)
     }
@@ -301,28 +310,50 @@ impl H5Reader {
     }
 
     fn describe(&self, ds: &Dataset, full: &str) -> Result<H5Item> {
-        if let Some(layout) = CompoundLayout::of(ds) {
-            let layout = layout.map_err(|m| {
-                IoError::new(&self.path, ErrorKind::Unsupported, format!("`{full}`: {m}"))
-            })?;
-            let fields = layout
-                .fields
-                .iter()
-                .map(|f| FieldInfo {
-                    name: f.name.clone(),
-                    dtype: f.dtype_name(),
-                    shape: f.dims.clone(),
-                })
-                .collect();
-            return Ok(H5Item {
-                path: full.to_string(),
-                kind: H5Kind::Dataset,
-                shape: ds.shape(),
-                dtype: Some("compound".into()),
-                fields,
-                chunks: ds.chunk(),
-                attrs: read_attrs(ds, &self.path)?,
-            });
+        let filters: Vec<String> = dataset_filters(ds).into_iter().map(|f| f.1).collect();
+        match CompoundLayout::of(ds) {
+            Some(Ok(layout)) if !layout.compound => {
+                let f = &layout.fields[0];
+                return Ok(H5Item {
+                    path: full.to_string(),
+                    kind: H5Kind::Dataset,
+                    shape: ds.shape(),
+                    dtype: Some(f.dtype_name()),
+                    fields: vec![],
+                    chunks: ds.chunk(),
+                    attrs: read_attrs(ds, &self.path)?,
+                    cell_shape: f.dims.clone(),
+                    filters,
+                });
+            }
+            // An element type deepsky cannot read: listed all the same, refused on reading.
+            Some(Err(_)) if !is_compound(ds) => {}
+            Some(layout) => {
+                let layout = layout.map_err(|m| {
+                    IoError::new(&self.path, ErrorKind::Unsupported, format!("`{full}`: {m}"))
+                })?;
+                let fields = layout
+                    .fields
+                    .iter()
+                    .map(|f| FieldInfo {
+                        name: f.name.clone(),
+                        dtype: f.dtype_name(),
+                        shape: f.dims.clone(),
+                    })
+                    .collect();
+                return Ok(H5Item {
+                    path: full.to_string(),
+                    kind: H5Kind::Dataset,
+                    shape: ds.shape(),
+                    dtype: Some("compound".into()),
+                    fields,
+                    chunks: ds.chunk(),
+                    attrs: read_attrs(ds, &self.path)?,
+                    cell_shape: vec![],
+                    filters,
+                });
+            }
+            None => {}
         }
         let desc = ds
             .dtype()
@@ -351,6 +382,8 @@ impl H5Reader {
             fields,
             chunks: ds.chunk(),
             attrs: read_attrs(ds, &self.path)?,
+            cell_shape: vec![],
+            filters,
         })
     }
 
@@ -407,6 +440,21 @@ impl H5Reader {
     }
 
     fn read_selection(&self, ds: &Dataset, name: &str, sel: Selection) -> Result<NdData> {
+        if has_null_space(ds) {
+            return Err(IoError::new(
+                &self.path,
+                ErrorKind::InvalidInput,
+                format!("`{name}` holds no values (an empty dataset, h5py's `Empty`)"),
+            ));
+        }
+        if !is_compound(ds) {
+            if let Some(layout) = CompoundLayout::of(ds) {
+                let layout = layout.map_err(|m| {
+                    IoError::new(&self.path, ErrorKind::Unsupported, format!("`{name}`: {m}"))
+                })?;
+                return self.read_cells(ds, name, &layout, sel);
+            }
+        }
         let desc = ds
             .dtype()
             .and_then(|t| t.to_descriptor())
@@ -414,7 +462,7 @@ impl H5Reader {
         if uses_global_heap(&desc) {
             check_global_heaps(&self.path)?;
         }
-        let ctx = |e| h5err(&self.path, &format!("cannot read `{name}`"), e);
+        let ctx = |e| self.read_error(ds, name, format!("cannot read `{name}`: {e}"));
         macro_rules! rd {
             ($t:ty, $v:ident) => {
                 NdData::$v(ds.read_slice::<$t, _, IxDyn>(sel).map_err(ctx)?)
@@ -477,6 +525,113 @@ impl H5Reader {
         })
     }
 
+    /// Read a dataset whose element type went through a [`CompoundLayout`] (array types, half
+    /// floats): array axes are appended to the dataset's shape, as h5py does.
+    fn read_cells(
+        &self,
+        ds: &Dataset,
+        name: &str,
+        layout: &CompoundLayout,
+        sel: Selection,
+    ) -> Result<NdData> {
+        let f = &layout.fields[0];
+        if f.vlen {
+            return Err(IoError::new(
+                &self.path,
+                ErrorKind::InvalidInput,
+                format!(
+                    "`{name}` holds variable-length sequences ({}): read it as a table",
+                    f.dtype_name()
+                ),
+            ));
+        }
+        if !matches!(sel, Selection::All) {
+            return Err(IoError::new(
+                &self.path,
+                ErrorKind::Unsupported,
+                format!(
+                    "slices of `{name}` (elements of type {}) are not supported",
+                    f.dtype_name()
+                ),
+            ));
+        }
+        let rec = layout
+            .read(ds)
+            .map_err(|m| self.read_error(ds, name, format!("cannot read `{name}`: {m}")))?;
+        let mut shape = ds.shape();
+        shape.extend(&f.dims);
+        let es = f.leaf.size();
+        let cells = rec.raw.chunks_exact(es);
+        macro_rules! nd {
+            ($t:ty, $v:ident) => {
+                NdData::$v(
+                    ArrayD::from_shape_vec(
+                        IxDyn(&shape),
+                        cells
+                            .map(|b| <$t>::from_ne_bytes(b.try_into().unwrap()))
+                            .collect(),
+                    )
+                    .expect("shape matches"),
+                )
+            };
+        }
+        Ok(match f.leaf {
+            Leaf::Int(1) => nd!(i8, I8),
+            Leaf::Int(2) => nd!(i16, I16),
+            Leaf::Int(4) => nd!(i32, I32),
+            Leaf::Int(_) => nd!(i64, I64),
+            Leaf::UInt(1) => nd!(u8, U8),
+            Leaf::UInt(2) => nd!(u16, U16),
+            Leaf::UInt(4) => nd!(u32, U32),
+            Leaf::UInt(_) => nd!(u64, U64),
+            Leaf::Float(4) => nd!(f32, F32),
+            Leaf::Float(_) => nd!(f64, F64),
+            Leaf::Str(_) | Leaf::VarStr => NdData::Str(
+                ArrayD::from_shape_vec(IxDyn(&shape), cells.map(fixed_str).collect())
+                    .expect("shape matches"),
+            ),
+        })
+    }
+
+    /// The error for a failed read: a filter this build lacks, named, if the dataset uses
+    /// one (HDF5 fails on the first chunk it cannot decode); else `detail`.
+    fn read_error(&self, ds: &Dataset, name: &str, detail: String) -> IoError {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        for (id, fname) in dataset_filters(ds) {
+            // SAFETY: a plain query, under the hdf5 lock.
+            let avail = hdf5::sync::sync(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(id) });
+            if avail <= 0 {
+                return IoError::new(
+                    &self.path,
+                    ErrorKind::Unsupported,
+                    format!(
+                        "`{full}` is compressed with {fname} (HDF5 filter {id}), which this build of deepsky cannot decompress"
+                    ),
+                );
+            }
+        }
+        IoError::new(&self.path, ErrorKind::Corrupt, detail)
+    }
+
+    /// Statistics over every value of a dataset (`deepsky inspect --stats`): variable-length
+    /// sequences over all their elements; None for strings.
+    pub fn dataset_stats(&self, name: &str) -> Result<Option<crate::data::Stats>> {
+        let ds = self.dataset(name)?;
+        if has_null_space(&ds) {
+            return Ok(None);
+        }
+        let vlen =
+            !is_compound(&ds) && matches!(CompoundLayout::of(&ds), Some(Ok(l)) if l.fields[0].vlen);
+        if vlen {
+            let df = self.read_table(name)?;
+            return Ok(df
+                .columns()
+                .first()
+                .and_then(|c| crate::data::column_stats(c.as_materialized_series())));
+        }
+        Ok(self.read(name)?.stats())
+    }
+
     /// Read a dataset converted to f32 (the type the learning code works in).
     pub fn read_f32(&self, name: &str) -> Result<ArrayD<f32>> {
         match self.read(name)? {
@@ -512,63 +667,14 @@ impl H5Reader {
         {
             check_global_heaps(&self.path)?;
         }
-        let raw = layout.read(&ds).map_err(|m| {
-            IoError::new(
-                &self.path,
-                ErrorKind::Corrupt,
-                format!("cannot read `{name}`: {m}"),
-            )
-        })?;
+        let rec = layout
+            .read(&ds)
+            .map_err(|m| self.read_error(&ds, name, format!("cannot read `{name}`: {m}")))?;
         let mut cols = Vec::with_capacity(layout.fields.len());
-        for f in &layout.fields {
-            let per: usize = f.dims.iter().product::<usize>().max(1);
-            let esize = f.leaf.size();
-            let item = layout.size;
-            let bytes = |r: usize, k: usize| {
-                &raw[r * item + f.offset + k * esize..r * item + f.offset + (k + 1) * esize]
-            };
-            let cells = || (0..n).flat_map(|r| (0..per).map(move |k| (r, k)));
-            macro_rules! col {
-                ($t:ty) => {{
-                    let v: Vec<$t> = cells()
-                        .map(|(r, k)| <$t>::from_ne_bytes(bytes(r, k).try_into().unwrap()))
-                        .collect();
-                    Series::from_vec(f.name.as_str().into(), v)
-                }};
-            }
-            let flat = match f.leaf {
-                Leaf::Int(1) => col!(i8),
-                Leaf::Int(2) => col!(i16),
-                Leaf::Int(4) => col!(i32),
-                Leaf::Int(_) => col!(i64),
-                Leaf::UInt(1) => col!(u8),
-                Leaf::UInt(2) => col!(u16),
-                Leaf::UInt(4) => col!(u32),
-                Leaf::UInt(_) => col!(u64),
-                Leaf::Float(4) => col!(f32),
-                Leaf::Float(_) => col!(f64),
-                Leaf::Str(_) => {
-                    let v: Vec<String> = cells().map(|(r, k)| fixed_str(bytes(r, k))).collect();
-                    Series::new(f.name.as_str().into(), v)
-                }
-            };
-            let s = if f.dims.is_empty() {
-                flat
-            } else if n == 0 {
-                let dt = f.dims.iter().rev().fold(flat.dtype().clone(), |inner, &d| {
-                    DataType::Array(Box::new(inner), d)
-                });
-                Series::new_empty(f.name.as_str().into(), &dt)
-            } else {
-                let mut dims = vec![ReshapeDimension::Infer];
-                dims.extend(
-                    f.dims
-                        .iter()
-                        .map(|&d| ReshapeDimension::new_dimension(d as u64)),
-                );
-                flat.reshape_array(&dims)
-                    .map_err(|e| IoError::new(&self.path, ErrorKind::Corrupt, e.to_string()))?
-            };
+        for i in 0..layout.fields.len() {
+            let s = layout
+                .column(i, &rec, n)
+                .map_err(|e| IoError::new(&self.path, ErrorKind::Corrupt, e.to_string()))?;
             cols.push(s.into_column());
         }
         DataFrame::new(n, cols)
@@ -583,29 +689,20 @@ enum Leaf {
     UInt(usize),
     Float(usize),
     Str(usize),
+    /// A variable-length string (a `char *` in memory).
+    VarStr,
 }
 
 impl Leaf {
     fn size(self) -> usize {
         match self {
             Leaf::Int(n) | Leaf::UInt(n) | Leaf::Float(n) | Leaf::Str(n) => n,
+            Leaf::VarStr => std::mem::size_of::<*const std::os::raw::c_char>(),
         }
     }
-}
 
-#[derive(Debug, Clone)]
-struct CompoundField {
-    name: String,
-    /// Byte offset in the packed in-memory record.
-    offset: usize,
-    leaf: Leaf,
-    /// Shape of an array field, slowest axis first (empty for scalars).
-    dims: Vec<usize>,
-}
-
-impl CompoundField {
-    fn dtype_name(&self) -> String {
-        let base = match self.leaf {
+    fn name(self) -> &'static str {
+        match self {
             Leaf::Int(1) => "i8",
             Leaf::Int(2) => "i16",
             Leaf::Int(4) => "i32",
@@ -616,9 +713,28 @@ impl CompoundField {
             Leaf::UInt(_) => "u64",
             Leaf::Float(4) => "f32",
             Leaf::Float(_) => "f64",
-            Leaf::Str(_) => "str",
-        };
-        if self.dims.is_empty() {
+            Leaf::Str(_) | Leaf::VarStr => "str",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CompoundField {
+    /// Name; fields of nested compounds are `outer.inner`.
+    name: String,
+    /// Byte offset in the packed in-memory record.
+    offset: usize,
+    leaf: Leaf,
+    /// Shape of an array field, slowest axis first (empty for scalars).
+    dims: Vec<usize>,
+    /// A variable-length sequence of `leaf` values (an `hvl_t` in memory).
+    vlen: bool,
+}
+
+impl CompoundField {
+    fn dtype_name(&self) -> String {
+        let base = self.leaf.name();
+        if self.dims.is_empty() && !self.vlen {
             base.to_string()
         } else {
             format!("list[{base}]")
@@ -626,14 +742,19 @@ impl CompoundField {
     }
 }
 
-/// A compound dataset's fields, and the packed native record type HDF5 converts it into.
+/// The fields of a compound dataset (nested compounds flattened to `outer.inner`), or the one
+/// field of a dataset whose element type needs the C API (array types, variable-length
+/// sequences, half floats), and the packed native type HDF5 converts it into.
 ///
-/// Built on the C API because the `hdf5` crate's type descriptors do not cover multi-
-/// dimensional array fields (PyTables writes them), while HDF5 itself converts any of them.
+/// Built on the C API because the `hdf5` crate's type descriptors cover neither multi-
+/// dimensional array fields (PyTables writes them) nor 2-byte floats, while HDF5 itself
+/// converts any of them.
 struct CompoundLayout {
     fields: Vec<CompoundField>,
     size: usize,
     mem_type: hdf5_sys::h5i::hid_t,
+    /// The dataset's type is a compound (else `fields` holds its single element type).
+    compound: bool,
 }
 
 impl Drop for CompoundLayout {
@@ -643,149 +764,507 @@ impl Drop for CompoundLayout {
     }
 }
 
+/// The values of one variable-length field, one entry per record.
+enum VarCells {
+    /// Native-order bytes of each record's sequence.
+    Seq(Vec<Vec<u8>>),
+    Str(Vec<String>),
+}
+
+/// Records read through a [`CompoundLayout`]: the packed bytes (variable-length slots hold
+/// pointers already freed) and, per field, the variable-length values copied out.
+struct Records {
+    raw: Vec<u8>,
+    var: Vec<Option<VarCells>>,
+}
+
+/// Raw HDF5 type id; closed when dropped.
+struct TypeId(hdf5_sys::h5i::hid_t);
+
+impl TypeId {
+    fn into_raw(self) -> hdf5_sys::h5i::hid_t {
+        let id = self.0;
+        std::mem::forget(self);
+        id
+    }
+}
+
+impl Drop for TypeId {
+    fn drop(&mut self) {
+        if self.0 >= 0 {
+            // SAFETY: we own the id; callers hold the hdf5 lock.
+            unsafe { hdf5_sys::h5t::H5Tclose(self.0) };
+        }
+    }
+}
+
 impl CompoundLayout {
-    /// None if the dataset is not compound; Err names an unsupported field.
+    /// None if the dataset's type is read by the `hdf5` crate's own paths (plain scalars and
+    /// strings); Err names an unsupported field.
     fn of(ds: &Dataset) -> Option<std::result::Result<CompoundLayout, String>> {
         use hdf5_sys::h5t::*;
         // SAFETY: plain HDF5 C calls on ids we own and close below. The HDF5 library is
         // not thread-safe: every raw call holds the hdf5 crate's global (reentrant) lock,
         // as the crate's own calls do, or concurrent readers corrupt its id table.
         hdf5::sync::sync(|| unsafe {
-            let ftype = hdf5_sys::h5d::H5Dget_type(ds.id());
-            if ftype < 0 {
+            let ftype = TypeId(hdf5_sys::h5d::H5Dget_type(ds.id()));
+            if ftype.0 < 0 {
                 return None;
             }
-            if H5Tget_class(ftype) != H5T_class_t::H5T_COMPOUND {
-                H5Tclose(ftype);
+            let class = H5Tget_class(ftype.0);
+            let compound = class == H5T_class_t::H5T_COMPOUND;
+            let special = match class {
+                H5T_class_t::H5T_ARRAY | H5T_class_t::H5T_VLEN => true,
+                H5T_class_t::H5T_FLOAT => !matches!(H5Tget_size(ftype.0), 4 | 8),
+                _ => false,
+            };
+            if !compound && !special {
                 return None;
             }
-            let result = Self::build(ftype);
-            H5Tclose(ftype);
-            Some(result)
+            let name = ds.name();
+            let leaf_name = if compound {
+                ""
+            } else {
+                name.rsplit('/').next().unwrap_or("")
+            };
+            let mut fields = Vec::new();
+            Some(
+                Self::member(leaf_name, ftype.0, 0, &mut fields).map(|mem| CompoundLayout {
+                    fields,
+                    size: H5Tget_size(mem.0),
+                    mem_type: mem.into_raw(),
+                    compound,
+                }),
+            )
         })
     }
 
-    unsafe fn build(ftype: hdf5_sys::h5i::hid_t) -> std::result::Result<CompoundLayout, String> {
+    /// The native memory type for the file type `mtype` of the field `name`, its leaf fields
+    /// appended to `fields` at `offset`.
+    unsafe fn member(
+        name: &str,
+        mtype: hdf5_sys::h5i::hid_t,
+        offset: usize,
+        fields: &mut Vec<CompoundField>,
+    ) -> std::result::Result<TypeId, String> {
         use hdf5_sys::h5t::*;
-        let n = unsafe { H5Tget_nmembers(ftype) }.max(0) as u32;
-        let mut fields = Vec::new();
-        let mut mem_members = Vec::new();
-        let mut offset = 0usize;
-        for i in 0..n {
-            let (name, mtype) = unsafe {
-                let p = H5Tget_member_name(ftype, i);
-                let name = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
-                hdf5_sys::h5::H5free_memory(p as *mut c_void);
-                (name, H5Tget_member_type(ftype, i))
-            };
-            let (base, dims) = if unsafe { H5Tget_class(mtype) } == H5T_class_t::H5T_ARRAY {
+        let class = unsafe { H5Tget_class(mtype) };
+        let unsupported = |what: String| {
+            if name.is_empty() {
+                Err(format!("{what}, which deepsky cannot read"))
+            } else {
+                Err(format!("field `{name}` {what}, which deepsky cannot read"))
+            }
+        };
+        match class {
+            H5T_class_t::H5T_COMPOUND => {
+                let n = unsafe { H5Tget_nmembers(mtype) }.max(0) as u32;
+                let mut members = Vec::new();
+                let mut size = 0usize;
+                for i in 0..n {
+                    let (sub, st) = unsafe {
+                        let p = H5Tget_member_name(mtype, i);
+                        let sub = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+                        hdf5_sys::h5::H5free_memory(p as *mut c_void);
+                        (sub, TypeId(H5Tget_member_type(mtype, i)))
+                    };
+                    let full = if name.is_empty() {
+                        sub.clone()
+                    } else {
+                        format!("{name}.{sub}")
+                    };
+                    let mem = unsafe { Self::member(&full, st.0, offset + size, fields) }?;
+                    let msize = unsafe { H5Tget_size(mem.0) };
+                    members.push((sub, mem, size));
+                    size += msize;
+                }
+                let t = TypeId(unsafe { H5Tcreate(H5T_class_t::H5T_COMPOUND, size.max(1)) });
+                for (sub, mem, off) in &members {
+                    let c = std::ffi::CString::new(sub.as_str()).unwrap_or_default();
+                    unsafe { H5Tinsert(t.0, c.as_ptr(), *off, mem.0) };
+                }
+                Ok(t)
+            }
+            H5T_class_t::H5T_ARRAY => {
                 let nd = unsafe { H5Tget_array_ndims(mtype) }.max(0) as usize;
                 let mut d = vec![0 as hdf5_sys::h5::hsize_t; nd];
                 unsafe { H5Tget_array_dims2(mtype, d.as_mut_ptr()) };
-                (
-                    unsafe { H5Tget_super(mtype) },
-                    d.iter().map(|&x| x as usize).collect::<Vec<_>>(),
-                )
-            } else {
-                (unsafe { H5Tcopy(mtype) }, vec![])
-            };
-            let class = unsafe { H5Tget_class(base) };
-            let size = unsafe { H5Tget_size(base) };
-            let (leaf, native) = match class {
-                H5T_class_t::H5T_INTEGER | H5T_class_t::H5T_ENUM => {
-                    let native =
-                        unsafe { H5Tget_native_type(base, H5T_direction_t::H5T_DIR_ASCEND) };
-                    let nsize = unsafe { H5Tget_size(native) };
-                    let signed = unsafe { H5Tget_sign(native) } != H5T_sign_t::H5T_SGN_NONE;
-                    (
-                        if signed {
-                            Leaf::Int(nsize)
-                        } else {
-                            Leaf::UInt(nsize)
-                        },
-                        native,
-                    )
-                }
-                H5T_class_t::H5T_FLOAT => {
-                    let native =
-                        unsafe { H5Tget_native_type(base, H5T_direction_t::H5T_DIR_ASCEND) };
-                    (Leaf::Float(unsafe { H5Tget_size(native) }), native)
-                }
-                H5T_class_t::H5T_STRING if unsafe { H5Tis_variable_str(base) } <= 0 => {
-                    (Leaf::Str(size), unsafe { H5Tcopy(base) })
-                }
-                _ => {
-                    unsafe {
-                        H5Tclose(base);
-                        H5Tclose(mtype);
-                    }
-                    for (_, t) in mem_members {
-                        unsafe { H5Tclose(t) };
-                    }
-                    return Err(format!(
-                        "field `{name}` has a type deepsky cannot read (class {class:?})"
+                let base = TypeId(unsafe { H5Tget_super(mtype) });
+                let scalar = unsafe { Self::scalar(base.0) }.filter(|(l, _)| *l != Leaf::VarStr);
+                let Some((leaf, native)) = scalar else {
+                    let bc = unsafe { H5Tget_class(base.0) };
+                    return unsupported(format!("is an array of {}", class_name(bc)));
+                };
+                fields.push(CompoundField {
+                    name: name.to_string(),
+                    offset,
+                    leaf,
+                    dims: d.iter().map(|&x| x as usize).collect(),
+                    vlen: false,
+                });
+                Ok(TypeId(unsafe {
+                    H5Tarray_create2(native.0, d.len() as u32, d.as_ptr())
+                }))
+            }
+            H5T_class_t::H5T_VLEN => {
+                let base = TypeId(unsafe { H5Tget_super(mtype) });
+                let bc = unsafe { H5Tget_class(base.0) };
+                let scalar = match bc {
+                    H5T_class_t::H5T_STRING => None,
+                    _ => unsafe { Self::scalar(base.0) },
+                };
+                let Some((leaf, native)) = scalar else {
+                    return unsupported(format!(
+                        "is a variable-length sequence of {}",
+                        class_name(bc)
                     ));
+                };
+                fields.push(CompoundField {
+                    name: name.to_string(),
+                    offset,
+                    leaf,
+                    dims: vec![],
+                    vlen: true,
+                });
+                Ok(TypeId(unsafe { H5Tvlen_create(native.0) }))
+            }
+            _ => match unsafe { Self::scalar(mtype) } {
+                Some((leaf, native)) => {
+                    fields.push(CompoundField {
+                        name: name.to_string(),
+                        offset,
+                        leaf,
+                        dims: vec![],
+                        vlen: false,
+                    });
+                    Ok(native)
                 }
-            };
-            let member = if dims.is_empty() {
-                native
-            } else {
-                let d: Vec<hdf5_sys::h5::hsize_t> =
-                    dims.iter().map(|&x| x as hdf5_sys::h5::hsize_t).collect();
-                let a = unsafe { H5Tarray_create2(native, d.len() as u32, d.as_ptr()) };
-                unsafe { H5Tclose(native) };
-                a
-            };
-            let msize = unsafe { H5Tget_size(member) };
-            fields.push(CompoundField {
-                name: name.clone(),
-                offset,
-                leaf,
-                dims,
-            });
-            mem_members.push((name, member));
-            offset += msize;
-            unsafe {
-                H5Tclose(base);
-                H5Tclose(mtype);
-            }
+                None => unsupported(format!("has type class {}", class_name(class))),
+            },
         }
-        let mem_type = unsafe { H5Tcreate(H5T_class_t::H5T_COMPOUND, offset.max(1)) };
-        for (f, (name, t)) in fields.iter().zip(&mem_members) {
-            let c = std::ffi::CString::new(name.as_str()).unwrap_or_default();
-            unsafe {
-                H5Tinsert(mem_type, c.as_ptr(), f.offset, *t);
-                H5Tclose(*t);
+    }
+
+    /// A scalar's leaf and native memory type: integers and enums, floats (half floats as
+    /// f32), fixed and variable-length strings.
+    unsafe fn scalar(base: hdf5_sys::h5i::hid_t) -> Option<(Leaf, TypeId)> {
+        use hdf5_sys::h5t::*;
+        let class = unsafe { H5Tget_class(base) };
+        let size = unsafe { H5Tget_size(base) };
+        Some(match class {
+            H5T_class_t::H5T_INTEGER | H5T_class_t::H5T_ENUM => {
+                let native =
+                    TypeId(unsafe { H5Tget_native_type(base, H5T_direction_t::H5T_DIR_ASCEND) });
+                let nsize = unsafe { H5Tget_size(native.0) };
+                if !matches!(nsize, 1 | 2 | 4 | 8) {
+                    return None;
+                }
+                let signed = unsafe { H5Tget_sign(native.0) } != H5T_sign_t::H5T_SGN_NONE;
+                let leaf = if signed {
+                    Leaf::Int(nsize)
+                } else {
+                    Leaf::UInt(nsize)
+                };
+                (leaf, native)
             }
-        }
-        Ok(CompoundLayout {
-            fields,
-            size: offset,
-            mem_type,
+            H5T_class_t::H5T_FLOAT => {
+                unsafe { hdf5_sys::h5::H5open() };
+                if size <= 4 {
+                    let t = unsafe { H5Tcopy(*hdf5_sys::h5t::H5T_NATIVE_FLOAT) };
+                    (Leaf::Float(4), TypeId(t))
+                } else {
+                    let t = unsafe { H5Tcopy(*hdf5_sys::h5t::H5T_NATIVE_DOUBLE) };
+                    (Leaf::Float(8), TypeId(t))
+                }
+            }
+            H5T_class_t::H5T_STRING if unsafe { H5Tis_variable_str(base) } > 0 => {
+                unsafe { hdf5_sys::h5::H5open() };
+                let t = TypeId(unsafe { H5Tcopy(*hdf5_sys::h5t::H5T_C_S1) });
+                unsafe {
+                    H5Tset_size(t.0, H5T_VARIABLE);
+                    H5Tset_cset(t.0, H5Tget_cset(base));
+                }
+                (Leaf::VarStr, t)
+            }
+            H5T_class_t::H5T_STRING => (Leaf::Str(size), TypeId(unsafe { H5Tcopy(base) })),
+            _ => return None,
         })
     }
 
-    /// All records, converted by HDF5 into the packed native layout.
-    fn read(&self, ds: &Dataset) -> std::result::Result<Vec<u8>, String> {
-        let mut buf = vec![0u8; ds.size() * self.size];
-        if buf.is_empty() {
-            return Ok(buf);
+    fn has_var(&self) -> bool {
+        self.fields.iter().any(|f| f.vlen || f.leaf == Leaf::VarStr)
+    }
+
+    /// All records, converted by HDF5 into the packed native layout; variable-length values
+    /// copied out and their memory returned to HDF5.
+    fn read(&self, ds: &Dataset) -> std::result::Result<Records, String> {
+        let n = ds.size();
+        let mut raw = vec![0u8; n * self.size];
+        let mut var: Vec<Option<VarCells>> = self.fields.iter().map(|_| None).collect();
+        if raw.is_empty() {
+            for (f, v) in self.fields.iter().zip(var.iter_mut()) {
+                if f.vlen {
+                    *v = Some(VarCells::Seq(vec![]));
+                } else if f.leaf == Leaf::VarStr {
+                    *v = Some(VarCells::Str(vec![]));
+                }
+            }
+            return Ok(Records { raw, var });
         }
-        // SAFETY: buf holds size × record bytes of mem_type, which H5Dread fills.
-        let st = hdf5::sync::sync(|| unsafe {
-            hdf5_sys::h5d::H5Dread(
+        // SAFETY: raw holds n × record bytes of mem_type, which H5Dread fills; the
+        // variable-length slots it fills are read (unaligned) before H5Treclaim frees them.
+        hdf5::sync::sync(|| unsafe {
+            let st = hdf5_sys::h5d::H5Dread(
                 ds.id(),
                 self.mem_type,
                 hdf5_sys::h5s::H5S_ALL,
                 hdf5_sys::h5s::H5S_ALL,
                 hdf5_sys::h5p::H5P_DEFAULT,
-                buf.as_mut_ptr() as *mut c_void,
-            )
-        });
-        if st < 0 {
-            return Err("H5Dread failed".into());
+                raw.as_mut_ptr() as *mut c_void,
+            );
+            if st < 0 {
+                return Err("H5Dread failed".to_string());
+            }
+            if !self.has_var() {
+                return Ok(());
+            }
+            for (f, v) in self.fields.iter().zip(var.iter_mut()) {
+                if f.vlen {
+                    let cells = (0..n)
+                        .map(|r| {
+                            let p = raw.as_ptr().add(r * self.size + f.offset);
+                            let h = std::ptr::read_unaligned(p as *const hdf5_sys::h5t::hvl_t);
+                            let len = h.len * f.leaf.size();
+                            if h.p.is_null() || len == 0 {
+                                vec![]
+                            } else {
+                                std::slice::from_raw_parts(h.p as *const u8, len).to_vec()
+                            }
+                        })
+                        .collect();
+                    *v = Some(VarCells::Seq(cells));
+                } else if f.leaf == Leaf::VarStr {
+                    let cells = (0..n)
+                        .map(|r| {
+                            let p = raw.as_ptr().add(r * self.size + f.offset);
+                            let s =
+                                std::ptr::read_unaligned(p as *const *const std::os::raw::c_char);
+                            if s.is_null() {
+                                String::new()
+                            } else {
+                                std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned()
+                            }
+                        })
+                        .collect();
+                    *v = Some(VarCells::Str(cells));
+                }
+            }
+            let space = hdf5_sys::h5d::H5Dget_space(ds.id());
+            if space >= 0 {
+                hdf5_sys::h5t::H5Treclaim(
+                    self.mem_type,
+                    space,
+                    hdf5_sys::h5p::H5P_DEFAULT,
+                    raw.as_mut_ptr() as *mut c_void,
+                );
+                hdf5_sys::h5s::H5Sclose(space);
+            }
+            Ok(())
+        })?;
+        Ok(Records { raw, var })
+    }
+
+    /// One field of `n` records as a polars column: array fields become fixed-size array
+    /// columns, variable-length sequences list columns, strings strings.
+    fn column(
+        &self,
+        fi: usize,
+        rec: &Records,
+        n: usize,
+    ) -> std::result::Result<Series, PolarsError> {
+        let f = &self.fields[fi];
+        let name: PlSmallStr = f.name.as_str().into();
+        let esize = f.leaf.size();
+        let item = self.size;
+        if let Some(cells) = &rec.var[fi] {
+            return Ok(match cells {
+                VarCells::Str(v) => Series::new(name, v.clone()),
+                VarCells::Seq(rows) => {
+                    let series: Vec<Series> = rows
+                        .iter()
+                        .map(|b| leaf_series(f.leaf, "".into(), b.chunks_exact(esize)))
+                        .collect();
+                    if series.is_empty() {
+                        let inner = leaf_series(f.leaf, "".into(), [].chunks_exact(1));
+                        Series::new_empty(name, &DataType::List(Box::new(inner.dtype().clone())))
+                    } else {
+                        Series::new(name, series)
+                    }
+                }
+            });
         }
-        Ok(buf)
+        let per: usize = f.dims.iter().product::<usize>().max(1);
+        let raw = &rec.raw;
+        let cells = (0..n)
+            .flat_map(|r| (0..per).map(move |k| (r, k)))
+            .map(|(r, k)| {
+                &raw[r * item + f.offset + k * esize..r * item + f.offset + (k + 1) * esize]
+            });
+        let flat = leaf_series(f.leaf, name.clone(), cells);
+        if f.dims.is_empty() {
+            Ok(flat)
+        } else if n == 0 {
+            let dt = f.dims.iter().rev().fold(flat.dtype().clone(), |inner, &d| {
+                DataType::Array(Box::new(inner), d)
+            });
+            Ok(Series::new_empty(name, &dt))
+        } else {
+            let mut dims = vec![ReshapeDimension::Infer];
+            dims.extend(
+                f.dims
+                    .iter()
+                    .map(|&d| ReshapeDimension::new_dimension(d as u64)),
+            );
+            flat.reshape_array(&dims)
+        }
+    }
+}
+
+/// Native-order element bytes as a Series of the leaf type.
+fn leaf_series<'a>(leaf: Leaf, name: PlSmallStr, cells: impl Iterator<Item = &'a [u8]>) -> Series {
+    macro_rules! col {
+        ($t:ty) => {{
+            let v: Vec<$t> = cells
+                .map(|b| <$t>::from_ne_bytes(b.try_into().unwrap()))
+                .collect();
+            Series::from_vec(name, v)
+        }};
+    }
+    match leaf {
+        Leaf::Int(1) => col!(i8),
+        Leaf::Int(2) => col!(i16),
+        Leaf::Int(4) => col!(i32),
+        Leaf::Int(_) => col!(i64),
+        Leaf::UInt(1) => col!(u8),
+        Leaf::UInt(2) => col!(u16),
+        Leaf::UInt(4) => col!(u32),
+        Leaf::UInt(_) => col!(u64),
+        Leaf::Float(4) => col!(f32),
+        Leaf::Float(_) => col!(f64),
+        Leaf::Str(_) | Leaf::VarStr => {
+            let v: Vec<String> = cells.map(fixed_str).collect();
+            Series::new(name, v)
+        }
+    }
+}
+
+/// An HDF5 type class as people know it.
+fn class_name(c: hdf5_sys::h5t::H5T_class_t) -> &'static str {
+    use hdf5_sys::h5t::H5T_class_t::*;
+    match c {
+        H5T_INTEGER => "integers",
+        H5T_FLOAT => "floats",
+        H5T_TIME => "time values",
+        H5T_STRING => "strings",
+        H5T_BITFIELD => "bitfields",
+        H5T_OPAQUE => "opaque values",
+        H5T_COMPOUND => "compounds",
+        H5T_REFERENCE => "references",
+        H5T_ENUM => "enums",
+        H5T_VLEN => "variable-length sequences",
+        H5T_ARRAY => "arrays",
+        _ => "an unknown type class",
+    }
+}
+
+/// Whether a dataset has a null dataspace (no values at all; h5py's `Empty`).
+fn has_null_space(ds: &Dataset) -> bool {
+    // SAFETY: plain HDF5 C calls on an id we own and close, under the hdf5 lock.
+    hdf5::sync::sync(|| unsafe {
+        let space = hdf5_sys::h5d::H5Dget_space(ds.id());
+        if space < 0 {
+            return false;
+        }
+        let t = hdf5_sys::h5s::H5Sget_simple_extent_type(space);
+        hdf5_sys::h5s::H5Sclose(space);
+        t == hdf5_sys::h5s::H5S_class_t::H5S_NULL
+    })
+}
+
+/// Whether a dataset's element type is a compound.
+fn is_compound(ds: &Dataset) -> bool {
+    // SAFETY: plain HDF5 C calls on an id we own and close, under the hdf5 lock.
+    hdf5::sync::sync(|| unsafe {
+        let t = TypeId(hdf5_sys::h5d::H5Dget_type(ds.id()));
+        t.0 >= 0 && hdf5_sys::h5t::H5Tget_class(t.0) == hdf5_sys::h5t::H5T_class_t::H5T_COMPOUND
+    })
+}
+
+/// A dataset's filter pipeline: (HDF5 filter id, name) in order.
+fn dataset_filters(ds: &Dataset) -> Vec<(hdf5_sys::h5z::H5Z_filter_t, String)> {
+    use hdf5_sys::h5p::*;
+    // SAFETY: plain HDF5 C calls on a property list we own and close, under the hdf5 lock;
+    // the name buffer is NUL-terminated by HDF5 within its given length.
+    hdf5::sync::sync(|| unsafe {
+        let dcpl = hdf5_sys::h5d::H5Dget_create_plist(ds.id());
+        if dcpl < 0 {
+            return vec![];
+        }
+        let n = H5Pget_nfilters(dcpl).max(0) as u32;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut flags = 0u32;
+            let mut nelm: libc::size_t = 0;
+            let mut cfg = 0u32;
+            let mut buf = [0 as std::os::raw::c_char; 256];
+            let id = H5Pget_filter2(
+                dcpl,
+                i,
+                &mut flags,
+                &mut nelm,
+                std::ptr::null_mut(),
+                buf.len(),
+                buf.as_mut_ptr(),
+                &mut cfg,
+            );
+            if id < 0 {
+                continue;
+            }
+            buf[255] = 0;
+            let stored = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy();
+            out.push((id, filter_name(id, &stored)));
+        }
+        hdf5_sys::h5p::H5Pclose(dcpl);
+        out
+    })
+}
+
+/// The usual name of an HDF5 filter (registered ids), else the name stored in the file.
+fn filter_name(id: hdf5_sys::h5z::H5Z_filter_t, stored: &str) -> String {
+    let known = match id {
+        1 => "gzip",
+        2 => "shuffle",
+        3 => "fletcher32",
+        4 => "szip",
+        5 => "nbit",
+        6 => "scaleoffset",
+        305 => "LZO",
+        307 => "bzip2",
+        32000 => "LZF",
+        32001 => "Blosc",
+        32004 => "LZ4",
+        32008 => "bitshuffle",
+        32013 => "zfp",
+        32015 => "Zstandard",
+        32017 => "SZ",
+        32026 => "Blosc2",
+        _ => "",
+    };
+    if !known.is_empty() {
+        known.to_string()
+    } else if !stored.trim().is_empty() {
+        stored.trim().to_string()
+    } else {
+        format!("filter {id}")
     }
 }
 
@@ -913,7 +1392,8 @@ fn read_attrs(loc: &Location, path: &Path) -> Result<Vec<(String, AttrValue)>> {
         let desc = match a.dtype().and_then(|t| t.to_descriptor()) {
             Ok(d) => d,
             Err(_) => {
-                out.push((name, AttrValue::Other("unknown".into())));
+                let v = half_float_attr(&a).unwrap_or_else(|| AttrValue::Other("unknown".into()));
+                out.push((name, v));
                 continue;
             }
         };
@@ -965,6 +1445,31 @@ fn read_attrs(loc: &Location, path: &Path) -> Result<Vec<(String, AttrValue)>> {
         ));
     }
     Ok(out)
+}
+
+/// A float attribute of a size the `hdf5` crate does not describe (half floats), converted
+/// by HDF5 to f64.
+fn half_float_attr(a: &hdf5::Attribute) -> Option<AttrValue> {
+    use hdf5_sys::h5t::*;
+    let n = a.size();
+    let mut v = vec![0f64; n.max(1)];
+    // SAFETY: v holds n doubles, the memory type H5Aread converts into; ids are owned.
+    let ok = hdf5::sync::sync(|| unsafe {
+        let t = TypeId(hdf5_sys::h5a::H5Aget_type(a.id()));
+        if t.0 < 0 || H5Tget_class(t.0) != H5T_class_t::H5T_FLOAT || n == 0 {
+            return false;
+        }
+        hdf5_sys::h5::H5open();
+        hdf5_sys::h5a::H5Aread(a.id(), *H5T_NATIVE_DOUBLE, v.as_mut_ptr() as *mut c_void) >= 0
+    });
+    if !ok {
+        return None;
+    }
+    Some(if a.is_scalar() || n == 1 {
+        AttrValue::Float(v[0])
+    } else {
+        AttrValue::Array(v)
+    })
 }
 
 /// A 1-D array as a polars Series.

@@ -285,14 +285,27 @@ fn inspect_hdf5(path: &Path, opts: &InspectOptions) -> Result<Value> {
                         "image"
                     }),
                 );
-                item.insert("shape".into(), json!(it.shape));
-                item.insert("dtype".into(), json!(it.dtype));
+                if it.cell_shape.is_empty() {
+                    item.insert("shape".into(), json!(it.shape));
+                    item.insert("dtype".into(), json!(it.dtype));
+                } else {
+                    // An HDF5 array element type: its axes follow the dataset's, as numpy
+                    // reports what h5py reads.
+                    let mut shape = it.shape.clone();
+                    shape.extend(&it.cell_shape);
+                    let leaf = it.dtype.as_deref().map(|d| {
+                        d.strip_prefix("list[")
+                            .and_then(|d| d.strip_suffix(']'))
+                            .unwrap_or(d)
+                    });
+                    item.insert("shape".into(), json!(shape));
+                    item.insert("dtype".into(), json!(leaf));
+                }
                 if let Some(c) = &it.chunks {
                     item.insert("chunks".into(), json!(c));
                 }
                 if opts.stats {
-                    let data = f.read(&it.path)?;
-                    if let Some(s) = data.stats() {
+                    if let Some(s) = f.dataset_stats(&it.path)? {
                         item.insert("stats".into(), stats_json(&s));
                     }
                 }
