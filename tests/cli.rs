@@ -465,3 +465,48 @@ fn a_fifo_input_is_read_not_waited_on() {
     assert_eq!(doc["items"][1]["name"], "EVENTS");
     assert_eq!(doc["items"][1]["rows"], 17944);
 }
+
+/// Negative values of numeric flags reach the range checks, which name the flag — not clap's
+/// "unexpected argument '-1' found", which reads as if the flag did not exist.
+#[test]
+fn negative_numbers_are_refused_by_the_flag_they_were_given_to() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("x");
+    let out = out.to_str().unwrap();
+    for (args, flag) in [
+        (
+            vec!["fastsim", "generate", "-n", "-3", "-o", out],
+            "-n/--showers",
+        ),
+        (
+            vec!["fastsim", "generate", "--energy", "-1", "-o", out],
+            "--energy -1",
+        ),
+        (
+            vec!["fastsim", "generate", "--energy-range", "-1,5", "-o", out],
+            "--energy-range",
+        ),
+        (
+            vec!["simulate", "showers", "--energy-range", "-1,5", "-o", out],
+            "--energy-range -1,5",
+        ),
+        (
+            vec!["simulate", "showers", "-n", "-2", "-o", out],
+            "--showers",
+        ),
+    ] {
+        // From the repository root, where the bundled config finds the bundled model.
+        let o = Command::new(env!("CARGO_BIN_EXE_deepsky"))
+            .args(&args)
+            .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(flag) && !err.contains("unexpected argument"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -101,7 +101,7 @@ pub struct ShowerArgs {
         long,
         value_delimiter = ',',
         value_name = "MIN,MAX",
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     energy_range: Option<Vec<f64>>,
     /// Number of showers (`showers`).

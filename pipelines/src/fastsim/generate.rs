@@ -34,9 +34,17 @@ pub fn run(args: &GenerateArgs, cfg: &FastsimConfig, frame: &mut RunFrame) -> Re
         }
         (g.energy_gev, g.energy_range_gev) = (0.0, range.clone());
     }
-    let n = args.showers.unwrap_or(g.showers);
+    let n = match args.showers {
+        Some(n) if n < 1 => {
+            return Err(RunError::input(format!(
+                "-n/--showers must be at least 1, got {n}"
+            )))
+        }
+        Some(n) => n as usize,
+        None => g.showers,
+    };
     if n == 0 {
-        return Err(RunError::input("-n/--showers must be at least 1"));
+        return Err(RunError::input("generate.showers must be at least 1"));
     }
     let seed = args.seed.unwrap_or(g.seed);
     frame.provenance.seed("generate", seed);

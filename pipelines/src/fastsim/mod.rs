@@ -54,13 +54,25 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
     /// Number of showers (overrides `generate.showers`).
-    #[arg(short = 'n', long)]
-    showers: Option<usize>,
+    // Negative values parse (and are refused by the range check naming the flag) instead of
+    // being taken for unknown flags.
+    #[arg(short = 'n', long, allow_negative_numbers = true)]
+    showers: Option<i64>,
     /// Fixed incident energy in GeV (overrides `generate.energy_gev`).
-    #[arg(long, value_name = "GEV", conflicts_with = "energy_range")]
+    #[arg(
+        long,
+        value_name = "GEV",
+        conflicts_with = "energy_range",
+        allow_negative_numbers = true
+    )]
     energy: Option<f64>,
     /// Incident energy uniform in MIN,MAX GeV.
-    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "MIN,MAX",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     energy_range: Option<Vec<f64>>,
     /// Particle (overrides `generate.particle`).
     #[arg(long)]
