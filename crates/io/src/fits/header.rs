@@ -158,6 +158,90 @@ impl Card {
     }
 }
 
+/// How a card read with [`Card::parse_lenient`] departs from the standard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardIssue {
+    /// What is wrong, naming the card's text.
+    pub why: String,
+    /// True when only the comment (or commentary text) had bytes outside printable ASCII,
+    /// now `?`: the keyword and value are as the standard reads them.
+    pub text_only: bool,
+}
+
+impl Card {
+    /// Parse a card that may break the standard, as astropy reads such headers: the card is
+    /// kept, with what is wrong for a warning. Bytes outside printable ASCII become `?`, a
+    /// lowercase keyword is upper-cased, other illegal keyword characters (`DATE.OBS`) are
+    /// kept, and a value that does not parse (`1.2.3`, an unquoted `John Smith`, an
+    /// unterminated string) is kept as written ([`CardValue::Raw`]).
+    ///
+    /// A card whose keyword is illegal even upper-cased *and* whose value does not parse
+    /// (`b@d key = 12x4`) is not a convention but damage: that is still an error.
+    pub fn parse_lenient(line: &str) -> std::result::Result<(Card, Option<CardIssue>), String> {
+        let why = match Card::parse(line) {
+            Ok(card) => return Ok((card, None)),
+            Err(why) => why,
+        };
+        let replace = |with: char| -> String {
+            line.chars()
+                .map(|c| if (' '..='~').contains(&c) { c } else { with })
+                .collect()
+        };
+        let clean = replace('?');
+        if let Ok(card) = Card::parse(&clean) {
+            // Only bytes outside printable ASCII were wrong. They were in the comment alone
+            // when another replacement changes nothing but the comment.
+            let text_only = Card::parse(&replace('X'))
+                .is_ok_and(|other| other.key == card.key && other.value == card.value);
+            let issue = CardIssue { why, text_only };
+            return Ok((card, Some(issue)));
+        }
+        let key_field: String = clean.chars().take(8).collect();
+        let key = key_field.trim_end().to_ascii_uppercase();
+        let rest: String = clean.chars().skip(8).collect();
+        let is_value = rest.starts_with("= ") || rest == "=";
+        let issue = Some(CardIssue {
+            why: why.clone(),
+            text_only: false,
+        });
+        if !is_value || matches!(key.as_str(), "COMMENT" | "HISTORY" | "") {
+            let card = Card {
+                key,
+                value: None,
+                comment: rest.trim_end().to_string(),
+            };
+            return Ok((card, issue));
+        }
+        let field = &rest[1..];
+        let (value, comment) = match parse_value(field) {
+            Ok(v) => v,
+            Err(_) if !legal_keyword(&key) => return Err(why),
+            Err(_) => {
+                let t = field.trim();
+                match t.find('/') {
+                    Some(i) if !t.starts_with('\'') => (
+                        CardValue::Raw(t[..i].trim().to_string()),
+                        t[i + 1..].trim().to_string(),
+                    ),
+                    _ => (CardValue::Raw(t.to_string()), String::new()),
+                }
+            }
+        };
+        let card = Card {
+            key,
+            value: Some(value),
+            comment,
+        };
+        Ok((card, issue))
+    }
+}
+
+/// Whether a keyword has only the characters the standard allows (A–Z, 0–9, `-`, `_`).
+fn legal_keyword(key: &str) -> bool {
+    key.chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 /// Parse the value field of a card (after `=`) into a value and a comment.
 fn parse_value(field: &str) -> std::result::Result<(CardValue, String), String> {
     let t = field.trim_start();
@@ -272,6 +356,38 @@ mod tests {
         let c = Card::parse("HISTORY made by deepsky").unwrap();
         assert_eq!(c.value, None);
         assert_eq!(c.comment, "made by deepsky");
+    }
+
+    #[test]
+    fn lenient_parse_keeps_non_standard_cards() {
+        let lenient = |line: &str| Card::parse_lenient(line).unwrap();
+        let (c, issue) = lenient("CD1_1   = 1.2.3 / bad number");
+        let issue = issue.unwrap();
+        assert!(issue.why.contains("1.2.3") && !issue.text_only);
+        assert_eq!(c.key, "CD1_1");
+        assert_eq!(c.value, Some(CardValue::Raw("1.2.3".into())));
+        assert_eq!(c.comment, "bad number");
+        let (c, _) = lenient("obsdate = '2001-01-01'");
+        assert_eq!(c.key, "OBSDATE");
+        assert_eq!(c.value, Some(CardValue::Str("2001-01-01".into())));
+        let (c, _) = lenient("DATE.OBS= 51234.5");
+        assert_eq!(c.key, "DATE.OBS");
+        assert_eq!(c.value, Some(CardValue::Float(51234.5)));
+        let (c, _) = lenient("OBJECT  = 'M13 / no end quote");
+        assert_eq!(c.value, Some(CardValue::Raw("'M13 / no end quote".into())));
+        let (c, issue) = lenient("COMMENT caf\u{e9} \u{1b}[2J");
+        assert_eq!(c.comment, "caf? ?[2J");
+        assert!(issue.unwrap().text_only);
+        let (c, issue) = lenient("NAXIS1  =                  300 / \u{1b}[31mRED");
+        assert_eq!(c.value, Some(CardValue::Int(300)));
+        assert!(issue.unwrap().text_only);
+        let (c, issue) = lenient("OBJECT  = 'caf\u{e9}' / name");
+        assert_eq!(c.value, Some(CardValue::Str("caf?".into())));
+        assert!(!issue.unwrap().text_only);
+        let (c, issue) = lenient("NAXIS1  =                  300");
+        assert_eq!((c.value, issue), (Some(CardValue::Int(300)), None));
+        // Damage, not a convention: an illegal keyword with a value that does not parse.
+        assert!(Card::parse_lenient("b@d key = 12x4  / broken card").is_err());
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl FitsReader {
         // and one that lacks only its padding is a file that may have been cut short.
         if n > 0 {
             self.handle.move_to(n - 1)?;
-            let (_, start, end) = self.handle.hdu_offsets()?;
+            let (_, start, end) = self.hdu_offsets()?;
             let data_end = self.data_bytes()?;
             // Plain files: the length is known (cfitsio reads whole 2880-byte records, so a
             // probe of the last data byte fails in a file that lacks only its padding).
@@ -273,7 +273,7 @@ impl FitsReader {
         }
         if let (false, Some(size), true) = (self.compressed_file, self.file_size, n > 0) {
             self.handle.move_to(n - 1)?;
-            let (_, _, end) = self.handle.hdu_offsets()?;
+            let (_, _, end) = self.hdu_offsets()?;
             let end = end as u64;
             if size > end {
                 if !self.all_zero(end)? {
@@ -341,7 +341,7 @@ impl FitsReader {
         let t = self.handle.move_to(index)?;
         if !self.compressed_file {
             if let Some(size) = self.file_size {
-                let (_, _, end) = self.handle.hdu_offsets()?;
+                let (_, _, end) = self.hdu_offsets()?;
                 // cfitsio pads the last HDU to 2880 bytes; allow files that omit only that padding.
                 let needed = end as u64;
                 if needed > size && needed - size >= 2880
@@ -355,6 +355,40 @@ impl FitsReader {
             }
         }
         Ok((index, t))
+    }
+
+    /// (header start, data start, data end) of the current HDU, as cfitsio reports them but
+    /// for a binary table with a gap before its heap (THEAP > NAXIS1 × NAXIS2): cfitsio puts
+    /// the end at THEAP + PCOUNT, but the standard's PCOUNT already counts the gap (astropy
+    /// writes it so), and the data ends at NAXIS1 × NAXIS2 + PCOUNT.
+    fn hdu_offsets(&mut self) -> Result<(i64, i64, i64)> {
+        let (header, start, end) = self.handle.hdu_offsets()?;
+        if let Some(gap) = self.heap_gap()? {
+            if gap > 0 {
+                let data = self.data_bytes()? as i64 - start;
+                let padded = start.saturating_add((data.max(0) + 2879) / 2880 * 2880);
+                return Ok((header, start, end.min(padded)));
+            }
+        }
+        Ok((header, start, end))
+    }
+
+    /// For a binary table with THEAP, the bytes between the end of the rows and the heap
+    /// (THEAP − NAXIS1 × NAXIS2, which PCOUNT includes); None for other HDUs.
+    fn heap_gap(&mut self) -> Result<Option<i64>> {
+        let mut hdutype = 0;
+        let mut status = 0;
+        unsafe { sys::ffghdt(self.handle.ptr(), &mut hdutype, &mut status) };
+        if status != 0 || hdutype != ffi::BINARY_TBL {
+            let _ = ffi::take_error_stack();
+            return Ok(None);
+        }
+        let Some(theap) = self.handle.key_f64("THEAP")? else {
+            return Ok(None);
+        };
+        let naxis1 = self.handle.key_f64("NAXIS1")?.unwrap_or(0.0);
+        let naxis2 = self.handle.key_f64("NAXIS2")?.unwrap_or(0.0);
+        Ok(Some((theap - naxis1 * naxis2) as i64))
     }
 
     fn data_bytes(&mut self) -> Result<u64> {
@@ -458,9 +492,32 @@ impl FitsReader {
             self.handle
                 .check(status, || format!("cannot read header card {i}"))?;
             let line = from_cbuf(&rec);
-            let card = Card::parse(&line).map_err(|m| {
+            // A card that breaks the standard (a value that does not parse, a lowercase or
+            // illegal keyword, bytes outside ASCII) is kept, with a warning, as astropy does:
+            // real survey headers (DSS plate solutions, old instruments) carry such cards, and
+            // the rest of the header and the data are still good. A card broken in both its
+            // keyword and its value is damage, not a convention, and stays an error.
+            let (card, issue) = Card::parse_lenient(&line).map_err(|m| {
                 self.err(ErrorKind::Corrupt, format!("header card {i} of {hdu}: {m}"))
             })?;
+            if let Some(issue) = issue {
+                // Control bytes in the card must not reach the terminal raw.
+                let why: String = issue
+                    .why
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+                if issue.text_only {
+                    // Only comment text changed (bytes outside ASCII now `?`): no keyword
+                    // or value is affected, so this is not worth a warning.
+                    tracing::debug!("{}: {hdu}: header card {i}: {why}", self.path().display());
+                } else {
+                    tracing::warn!(
+                        "{}: {hdu}: header card {i} is not standard FITS, kept as written: {why}",
+                        self.path().display()
+                    );
+                }
+            }
             cards.push(card);
         }
         Ok(Header::new(cards))
@@ -525,6 +582,22 @@ impl FitsReader {
         Ok(n)
     }
 
+    /// Whether the current image is integer (BITPIX > 0), not tile-compressed, has an
+    /// integer BLANK and no BSCALE/BZERO scaling.
+    fn has_unscaled_blank(&mut self) -> Result<bool> {
+        if self.is_compressed_image() {
+            return Ok(false);
+        }
+        let bitpix = self.handle.key_f64("BITPIX")?.unwrap_or(0.0);
+        if bitpix <= 0.0 {
+            return Ok(false);
+        }
+        let blank = self.handle.key_f64("BLANK")?;
+        let bscale = self.handle.key_f64("BSCALE")?.unwrap_or(1.0);
+        let bzero = self.handle.key_f64("BZERO")?.unwrap_or(0.0);
+        Ok(blank.is_some_and(|b| b.fract() == 0.0) && bscale == 1.0 && bzero == 0.0)
+    }
+
     /// The cfitsio type to read the current image as, and deepsky's dtype name, after scaling.
     fn image_read_type(&mut self) -> Result<(c_int, &'static str)> {
         let mut eq = 0;
@@ -532,6 +605,18 @@ impl FitsReader {
         unsafe { sys::ffgiet(self.handle.ptr(), &mut eq, &mut status) };
         self.handle
             .check(status, || "cannot read image type".into())?;
+        // An integer image with BLANK and no scaling: astropy gives floats with NaN for the
+        // BLANK pixels (float32 for BITPIX 8/16, float64 for 32/64), so that undefined pixels
+        // never count as values. cfitsio's equivalent type ignores BLANK; follow astropy.
+        // (With BSCALE/BZERO, cfitsio already gives floats; tile-compressed images keep
+        // cfitsio's reading.)
+        if self.has_unscaled_blank()? {
+            return Ok(if eq.abs() <= 16 {
+                (ffi::TFLOAT, "f32")
+            } else {
+                (ffi::TDOUBLE, "f64")
+            });
+        }
         Ok(match eq {
             8 => (ffi::TBYTE, "u8"),
             10 => (ffi::TSBYTE, "i8"),
@@ -633,7 +718,7 @@ impl FitsReader {
         n: usize,
         shape: &[usize],
     ) -> Result<Option<NdData>> {
-        if self.compressed_file || self.is_compressed_image() {
+        if self.compressed_file || self.is_compressed_image() || self.has_unscaled_blank()? {
             return Ok(None);
         }
         let bitpix = self.handle.key_f64("BITPIX")?.unwrap_or(0.0) as i32;

@@ -192,15 +192,35 @@ pub(crate) fn read_column_spec(
             .next()
             .and_then(|w| w.parse().ok())
             .ok_or_else(bad_tform)?;
+        let scaled = scale != 1.0 || zero != 0.0;
         let dtype = match code {
             'A' => DataType::String,
             'I' if width <= 9 => DataType::Int32,
+            // 19 digits and more may exceed i64 (e.g. 12345678901234567890): such a column
+            // is read as f64 when any of its values does not fit, as i64 otherwise.
+            'I' if width >= 19 && !scaled => {
+                let tbcol = ascii_tbcol(h, colnum, width)?;
+                let tnull = h.key_str(&key("TNULL"))?;
+                let rows = h.key_f64("NAXIS2")?.unwrap_or(0.0).max(0.0) as usize;
+                let fields = read_ascii_fields(h, tbcol, width, 0, rows)?;
+                let all_fit = fields.iter().all(|f| {
+                    !matches!(
+                        parse_ascii_int(f, tnull.as_deref()),
+                        AsciiInt::Float(_) | AsciiInt::Bad
+                    )
+                });
+                if all_fit {
+                    DataType::Int64
+                } else {
+                    DataType::Float64
+                }
+            }
             'I' => DataType::Int64,
             'E' => DataType::Float32,
             'F' | 'D' => DataType::Float64,
             _ => return Err(bad_tform()),
         };
-        let dtype = if code == 'I' && (scale != 1.0 || zero != 0.0) {
+        let dtype = if code == 'I' && scaled {
             DataType::Float64
         } else {
             dtype
@@ -308,7 +328,12 @@ pub(crate) fn read_column_spec(
                 _ if repeat == 1 => vec![],
                 _ => vec![repeat],
             };
-            let dtype = nest(element_dtype(code, conv), &shape);
+            let dtype = if repeat == 0 {
+                // A zero-width column: an empty list per row (see `zero_width_column`).
+                DataType::List(Box::new(element_dtype(code, conv)))
+            } else {
+                nest(element_dtype(code, conv), &shape)
+            };
             (
                 ColumnLayout::Fixed {
                     code,
@@ -357,7 +382,7 @@ pub(crate) fn read_columns(
     // Decode every fixed column in one pass over blocks of raw rows.
     let fixed: Vec<&ColumnSpec> = specs
         .iter()
-        .filter(|s| matches!(s.layout, ColumnLayout::Fixed { .. }))
+        .filter(|s| matches!(s.layout, ColumnLayout::Fixed { repeat, .. } if repeat > 0))
         .collect();
     let mut decoders: Vec<Decoder> = fixed.iter().map(|s| Decoder::new(s, n)).collect();
     if !fixed.is_empty() && n > 0 {
@@ -403,6 +428,12 @@ pub(crate) fn read_columns(
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
         let col = match &spec.layout {
+            ColumnLayout::Fixed {
+                repeat: 0,
+                code,
+                conv,
+                ..
+            } => Ok(zero_width_column(spec, *code, *conv, n)),
             ColumnLayout::Fixed { .. } => {
                 let i = decoded
                     .iter()
@@ -764,7 +795,15 @@ fn read_varlen(
     n: usize,
 ) -> Result<PolarsResult<Series>> {
     let name: PlSmallStr = spec.name.as_str().into();
-    let heap = h.key_f64("PCOUNT")?.unwrap_or(0.0).max(0.0) as i64;
+    // PCOUNT counts any gap between the rows and the heap (THEAP > NAXIS1 × NAXIS2); the
+    // heap itself is what follows THEAP.
+    let pcount = h.key_f64("PCOUNT")?.unwrap_or(0.0).max(0.0) as i64;
+    let rows_bytes = h.key_f64("NAXIS1")?.unwrap_or(0.0) * h.key_f64("NAXIS2")?.unwrap_or(0.0);
+    let gap = match h.key_f64("THEAP")? {
+        Some(theap) if theap > rows_bytes => (theap - rows_bytes) as i64,
+        _ => 0,
+    };
+    let heap = pcount.saturating_sub(gap).max(0);
     let mut lengths = Vec::with_capacity(n);
     for r in 0..n {
         let (mut len, mut addr) = (0i64, 0i64);
@@ -971,6 +1010,52 @@ fn read_ascii(
             .collect();
         return Ok(Ok(Series::new(name, v)));
     }
+    if code == 'I' && width >= 16 && matches!(spec.dtype, DataType::Int64 | DataType::Float64) {
+        // Integers of 16 digits and more: cfitsio parses the text through a double, which
+        // loses the last digits past 2^53 and overflows at ±9.2e18; parse them exactly, as
+        // astropy does. Scaled columns (TSCAL/TZERO) keep cfitsio's reading below.
+        let scaled = h.key_f64(&format!("TSCAL{}", spec.colnum))?.unwrap_or(1.0) != 1.0
+            || h.key_f64(&format!("TZERO{}", spec.colnum))?.unwrap_or(0.0) != 0.0;
+        if !scaled {
+            let tbcol = ascii_tbcol(h, spec.colnum, width)?;
+            let tnull = h.key_str(&format!("TNULL{}", spec.colnum))?;
+            let fields = read_ascii_fields(h, tbcol, width, first, n)?;
+            let mut ints: Vec<Option<i64>> = Vec::with_capacity(n);
+            let mut floats: Vec<Option<f64>> = Vec::with_capacity(n);
+            for (r, f) in fields.iter().enumerate() {
+                let (i, x) = match parse_ascii_int(f, tnull.as_deref()) {
+                    AsciiInt::Null => (None, None),
+                    AsciiInt::Int(v) => (Some(v), Some(v as f64)),
+                    // Not an integer (`1.5`, `1E3` in an I field): cfitsio's truncation
+                    // when the column is i64 (every value of an i64 column fits).
+                    AsciiInt::Float(v) => ((v.abs() < 9.2e18).then_some(v as i64), Some(v)),
+                    AsciiInt::Bad => {
+                        return Err(IoError::new(
+                            h.path(),
+                            ErrorKind::Corrupt,
+                            format!(
+                                "column `{}` row {}: cannot read a number from the ASCII table field `{}`",
+                                spec.name,
+                                first + r + 1,
+                                String::from_utf8_lossy(f)
+                                    .chars()
+                                    .map(|c| if c.is_control() { '?' } else { c })
+                                    .collect::<String>()
+                                    .trim()
+                            ),
+                        ))
+                    }
+                };
+                ints.push(i);
+                floats.push(x);
+            }
+            return Ok(Ok(if spec.dtype == DataType::Int64 {
+                Series::new(name, ints)
+            } else {
+                Series::new(name, floats)
+            }));
+        }
+    }
     if matches!(spec.dtype, DataType::Int32 | DataType::Int64) {
         // Integers: undefined fields (TNULL) become nulls.
         let mut v = vec![0i64; n];
@@ -1020,6 +1105,122 @@ fn read_ascii(
     }
     h.check(status, || format!("cannot read column `{}`", spec.name))?;
     Ok(Series::from_vec(name, v).cast(&spec.dtype))
+}
+
+/// The 0-based byte offset of an ASCII-table column in its row (TBCOLn − 1), checked against
+/// the row length.
+fn ascii_tbcol(h: &mut Handle, colnum: c_int, width: usize) -> Result<usize> {
+    let tbcol = h.key_f64(&format!("TBCOL{colnum}"))?.unwrap_or(0.0);
+    let naxis1 = h.key_f64("NAXIS1")?.unwrap_or(0.0);
+    if tbcol < 1.0 || tbcol - 1.0 + width as f64 > naxis1 {
+        return Err(IoError::new(
+            h.path(),
+            ErrorKind::Corrupt,
+            format!("column {colnum}: TBCOL{colnum} = {tbcol} with a width of {width} does not fit in rows of NAXIS1 = {naxis1} characters"),
+        ));
+    }
+    Ok(tbcol as usize - 1)
+}
+
+/// The raw text of one ASCII-table column for rows `first .. first + n`, read in blocks.
+fn read_ascii_fields(
+    h: &mut Handle,
+    tbcol: usize,
+    width: usize,
+    first: usize,
+    n: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let naxis1 = h.key_f64("NAXIS1")?.unwrap_or(0.0).max(1.0) as usize;
+    let block_rows = ((4 << 20) / naxis1).max(1);
+    let mut out = Vec::with_capacity(n);
+    let mut buf = vec![0u8; block_rows.min(n) * naxis1];
+    let mut done = 0;
+    while done < n {
+        let rows = block_rows.min(n - done);
+        let mut status = 0;
+        unsafe {
+            sys::ffgtbb(
+                h.ptr(),
+                (first + done + 1) as i64,
+                1,
+                (rows * naxis1) as i64,
+                buf.as_mut_ptr(),
+                &mut status,
+            )
+        };
+        h.check(status, || {
+            format!(
+                "cannot read table rows {}..{}",
+                first + done + 1,
+                first + done + rows
+            )
+        })?;
+        out.extend(
+            buf[..rows * naxis1]
+                .chunks_exact(naxis1)
+                .map(|row| row[tbcol..tbcol + width].to_vec()),
+        );
+        done += rows;
+    }
+    Ok(out)
+}
+
+/// One field of an ASCII-table integer column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AsciiInt {
+    /// The TNULL string.
+    Null,
+    /// An integer that fits i64 (a blank field is 0, as cfitsio and astropy read it).
+    Int(i64),
+    /// A number that does not fit i64, or is not an integer.
+    Float(f64),
+    /// Not a number.
+    Bad,
+}
+
+/// Parse an ASCII-table integer field as cfitsio does (blanks anywhere are ignored; TNULL
+/// matches the start of the field), but exactly: i64 when the value fits.
+fn parse_ascii_int(field: &[u8], tnull: Option<&str>) -> AsciiInt {
+    if let Some(t) = tnull {
+        if !t.is_empty() && field.starts_with(t.as_bytes()) {
+            return AsciiInt::Null;
+        }
+    }
+    let text: String = field
+        .iter()
+        .filter(|&&b| b != b' ')
+        .map(|&b| b as char)
+        .collect();
+    if text.is_empty() {
+        return AsciiInt::Int(0);
+    }
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(&text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(v) = text.parse::<i64>() {
+            return AsciiInt::Int(v);
+        }
+    }
+    match text.replace(['D', 'd'], "E").parse::<f64>() {
+        Ok(v) if v.is_finite() => AsciiInt::Float(v),
+        _ => AsciiInt::Bad,
+    }
+}
+
+/// A column of `n` rows for a zero-width binary-table column (`0A`, `0E`, … — astropy
+/// writes them, e.g. for an empty string column, and shows each cell as empty): an empty
+/// string per row for `A`, an empty list per row otherwise. The column is kept rather than
+/// dropped so that every column of the header is in the table, with the table's height.
+fn zero_width_column(spec: &ColumnSpec, code: char, conv: Conv, n: usize) -> Series {
+    let name: PlSmallStr = spec.name.as_str().into();
+    if code == 'A' {
+        return Series::new(name, vec![""; n]);
+    }
+    let inner = element_dtype(code, conv);
+    if n == 0 {
+        return Series::new_empty(name, &DataType::List(Box::new(inner)));
+    }
+    let empty = Series::new_empty("".into(), &inner);
+    Series::new(name, vec![empty; n])
 }
 
 #[cfg(test)]
