@@ -26,6 +26,12 @@ status=0
   --per-source "$PER_SOURCE" --seed "$SEED" --out "$WORK/deepsky" || status=$?
 
 echo
+echo "## deepsky's library readers (deepsky-fuzz-read: images as f32 with WCS, streamed tables, HDF5 tables, showers), same corpus"
+echo
+"$BIN/deepsky-fuzz" --deepsky "$BIN/deepsky-fuzz-read" --sources "${SOURCES[@]}" \
+  --per-source "$PER_SOURCE" --seed "$SEED" --out "$WORK/library" --reader "{}" || status=$?
+
+echo
 echo "## deepsky and astropy/h5py on the same corpus, $PEER_PER_SOURCE damaged copies per source, seed $SEED"
 echo
 echo "### deepsky (inspect --json --stats)"

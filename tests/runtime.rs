@@ -347,7 +347,7 @@ fn an_interrupted_or_failed_run_leaves_the_previous_complete_run_intact() {
 
     // A long second run, interrupted once it has written a checkpoint.
     let args = quick(&out, 400);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deepsky"))
+    let child = Command::new(env!("CARGO_BIN_EXE_deepsky"))
         .args(&args)
         .current_dir(root())
         .stderr(std::process::Stdio::piped())
