@@ -83,6 +83,7 @@ pub mod model;
 pub mod photometry;
 pub mod predict;
 pub mod report;
+pub mod resample;
 #[cfg(test)]
 mod test_util;
 
