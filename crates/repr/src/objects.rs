@@ -298,7 +298,9 @@ fn hdf5_stamps(cfg: &InputConfig) -> Result<Objects> {
 }
 
 /// A numeric column as f64, nulls as NaN.
-fn column_f64(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+/// `key` is the setting that named the column (`input.labels`), so that a column the user
+/// never chose (a default) can be traced to the key to set.
+fn column_f64(path: &Path, df: &DataFrame, name: &str, key: &str) -> Result<Vec<f64>> {
     let col = df.column(name).map_err(|_| {
         let names: Vec<String> = df
             .get_column_names()
@@ -306,7 +308,7 @@ fn column_f64(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<f64>> {
             .map(|s| s.to_string())
             .collect();
         ReprError::bad_input(format!(
-            "{}: no column `{name}` (columns: {})",
+            "{}: no column `{name}` (set by `{key}`; the columns are: {})",
             path.display(),
             names.join(", ")
         ))
@@ -366,7 +368,10 @@ fn table(cfg: &InputConfig) -> Result<Objects> {
     }
     let mut rows = Array2::<f32>::zeros((n, columns.len()));
     for (j, name) in columns.iter().enumerate() {
-        for (i, v) in column_f64(path, &df, name)?.into_iter().enumerate() {
+        for (i, v) in column_f64(path, &df, name, "input.columns")?
+            .into_iter()
+            .enumerate()
+        {
             rows[[i, j]] = v as f32;
         }
     }
@@ -401,8 +406,8 @@ fn fits_stamps(cfg: &InputConfig) -> Result<Objects> {
     }
     let image = image.into_dimensionality::<ndarray::Ix2>().expect("2-D");
     let cat = read_table_any(&cfg.catalog, &cfg.catalog_hdu, "")?;
-    let xs = column_f64(&cfg.catalog, &cat, &cfg.x_column)?;
-    let ys = column_f64(&cfg.catalog, &cat, &cfg.y_column)?;
+    let xs = column_f64(&cfg.catalog, &cat, &cfg.x_column, "input.x_column")?;
+    let ys = column_f64(&cfg.catalog, &cat, &cfg.y_column, "input.y_column")?;
     let centres: Vec<(f64, f64)> = xs
         .iter()
         .zip(&ys)
@@ -428,8 +433,8 @@ fn ids_and_labels(
     df: &DataFrame,
     n: usize,
 ) -> Result<(Vec<i64>, Option<Vec<i64>>)> {
-    let ints = |name: &str| -> Result<Vec<i64>> {
-        Ok(column_f64(path, df, name)?
+    let ints = |name: &str, key: &str| -> Result<Vec<i64>> {
+        Ok(column_f64(path, df, name, key)?
             .into_iter()
             .map(|v| v as i64)
             .collect())
@@ -437,12 +442,12 @@ fn ids_and_labels(
     let ids = if cfg.id_column.is_empty() {
         (1..=n as i64).collect()
     } else {
-        ints(&cfg.id_column)?
+        ints(&cfg.id_column, "input.id_column")?
     };
     let labels = if cfg.labels.is_empty() {
         None
     } else {
-        Some(ints(&cfg.labels)?)
+        Some(ints(&cfg.labels, "input.labels")?)
     };
     Ok((ids, labels))
 }
@@ -565,11 +570,22 @@ mod tests {
         assert_eq!(o.rows.row(2).to_vec(), vec![3.5, 6.0]);
         let missing = InputConfig {
             columns: vec!["nope".into()],
-            ..cfg
+            ..cfg.clone()
         };
         let e = Objects::read(&missing).unwrap_err();
         assert!(
             e.is_bad_input() && e.to_string().contains("no column `nope`"),
+            "{e}"
+        );
+        // A default the user never wrote is traced to the setting that names it.
+        let no_labels = InputConfig {
+            labels: "class".into(),
+            ..cfg
+        };
+        let e = Objects::read(&no_labels).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no column `class` (set by `input.labels`"),
             "{e}"
         );
     }
