@@ -82,6 +82,7 @@ pub mod metrics;
 pub mod model;
 pub mod photometry;
 pub mod predict;
+pub mod psf;
 pub mod report;
 pub mod resample;
 #[cfg(test)]
