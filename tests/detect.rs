@@ -290,7 +290,8 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
 }
 
 /// Images too small to search are refused by name; small ones that can be searched are
-/// (padded to the network's stride) and give a catalogue.
+/// (padded to the network's stride) and give a catalogue. With resampling on, the PSF must be
+/// known: with no stars to measure it from, the error names the setting.
 #[test]
 fn tiny_images_are_refused_clearly_and_small_ones_searched() {
     let d = tempfile::tempdir().unwrap();
@@ -332,6 +333,40 @@ fn tiny_images_are_refused_clearly_and_small_ones_searched() {
     ]);
     assert_fails(&f, 2, &["empty.fits", "no image"]);
     let small = make("small.fits", "(9, 12)");
+    // Noise only: no stars to measure the PSF from, and no PSF keyword.
+    let f = deepsky(&[
+        "detect",
+        "predict",
+        "--input",
+        small.to_str().unwrap(),
+        "--set",
+        "predict.psf_tolerance=1.2",
+        "-o",
+        o,
+    ]);
+    assert_eq!(f.status.code(), Some(2), "{}", stderr(&f));
+    // One error line (after the warning that the image has no WCS).
+    let err = stderr(&f);
+    let errors: Vec<&str> = err.lines().filter(|l| !l.contains("WARN")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("small.fits") && errors[0].contains("predict.psf_fwhm_pixels"),
+        "{err}"
+    );
+    ok(&deepsky(&[
+        "detect",
+        "predict",
+        "-q",
+        "--input",
+        small.to_str().unwrap(),
+        "--set",
+        "predict.psf_tolerance=1.2",
+        "--set",
+        "predict.psf_fwhm_pixels=2.5",
+        "-o",
+        o,
+    ]));
+    // Without resampling the PSF is not needed: the noise image is searched as it is.
     ok(&deepsky(&[
         "detect",
         "predict",

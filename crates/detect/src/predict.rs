@@ -47,6 +47,17 @@ pub struct PredictConfig {
     /// its scores, which is what separates faint sources from noise peaks. Costs that many
     /// forward passes.
     pub orientations: usize,
+    /// The image's PSF FWHM in pixels; 0 = find it: from the header (PSF_FWHM, SEEING, FWHM …
+    /// with the WCS pixel scale), else measured from the image's isolated unsaturated stars.
+    /// An image whose PSF differs from the one the detector was trained on by more than
+    /// `psf_tolerance` is resampled to it, and the detections are mapped back.
+    pub psf_fwhm_pixels: f64,
+    /// Resample images whose PSF differs from the trained one by more than this ratio (e.g.
+    /// 1.2: beyond ±20 %); 0 = never (the default). Off by default because it was measured to
+    /// hurt on GalSim fields (BENCHMARKS.md, issue 21): interpolated and fractionally binned
+    /// pixels have correlated noise, which the network, trained on white noise, takes for
+    /// faint sources (purity 0.82 → 0.33 on 2-pixel seeing upsampled by 1.25).
+    pub psf_tolerance: f64,
 }
 
 impl Default for PredictConfig {
@@ -58,6 +69,8 @@ impl Default for PredictConfig {
             score_threshold: 0.25,
             iou_threshold: 0.5,
             orientations: 1,
+            psf_fwhm_pixels: 0.0,
+            psf_tolerance: 0.0,
         }
     }
 }
@@ -83,6 +96,20 @@ impl Validate for PredictConfig {
         }
         if ![1, 2, 4, 8].contains(&self.orientations) {
             return bad("orientations", "must be 1, 2, 4 or 8");
+        }
+        if !(self.psf_fwhm_pixels.is_finite() && self.psf_fwhm_pixels >= 0.0) {
+            return bad(
+                "psf_fwhm_pixels",
+                "must be 0 (find it) or a PSF FWHM in pixels",
+            );
+        }
+        if !(self.psf_tolerance.is_finite()
+            && (self.psf_tolerance == 0.0 || self.psf_tolerance >= 1.0))
+        {
+            return bad(
+                "psf_tolerance",
+                "must be 0 (never resample) or a ratio of at least 1",
+            );
         }
         Ok(())
     }
@@ -293,6 +320,75 @@ pub struct Prediction {
     pub tiles: usize,
 }
 
+/// What [`predict_at_psf`] did to the image's scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaleUsed {
+    /// The image's PSF FWHM, pixels.
+    pub psf_fwhm_pixels: f64,
+    /// The detector's trained PSF FWHM, pixels (0 when its card does not say).
+    pub trained_fwhm_pixels: f64,
+    /// New pixels per image pixel (1: searched as it is).
+    pub resample_scale: f64,
+}
+
+/// [`predict`] on an image whose PSF is `psf_fwhm_pixels` wide: when resampling is on
+/// (`cfg.psf_tolerance` > 0) and that differs from the detector's trained PSF by more than
+/// `cfg.psf_tolerance`, the image is resampled so that its PSF is the trained one
+/// ([`crate::resample`]), searched, and the boxes mapped back to the image's pixels; the
+/// background is always the image's own. Otherwise this is exactly [`predict`].
+pub fn predict_at_psf(
+    det: &Detector,
+    image: ArrayView2<f32>,
+    mask: Option<ArrayView2<bool>>,
+    cfg: &PredictConfig,
+    psf_fwhm_pixels: f64,
+    on_tiles: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<(Prediction, ScaleUsed)> {
+    let trained = det.card().trained_on.psf_fwhm_pixels;
+    let ratio = trained / psf_fwhm_pixels;
+    let searched_as_is = cfg.psf_tolerance == 0.0
+        || !(trained > 0.0 && psf_fwhm_pixels > 0.0 && ratio.is_finite())
+        || ratio.max(1.0 / ratio) <= cfg.psf_tolerance;
+    let mut used = ScaleUsed {
+        psf_fwhm_pixels,
+        trained_fwhm_pixels: trained,
+        resample_scale: 1.0,
+    };
+    if searched_as_is {
+        return Ok((predict(det, image, mask, cfg, on_tiles)?, used));
+    }
+    let mut masked = image.to_owned();
+    if let Some(m) = mask {
+        masked.zip_mut_with(&m, |v, &bad| {
+            if bad {
+                *v = f32::NAN
+            }
+        });
+    }
+    let r = crate::resample::resample(masked.view(), ratio)?;
+    used.resample_scale = ratio;
+    let found = predict(det, r.image.view(), None, cfg, on_tiles)?;
+    let detections = found
+        .detections
+        .into_iter()
+        .map(|mut d| {
+            let (x0, y0) = r.to_original(d.bbox.x0 as f64, d.bbox.y0 as f64);
+            let (x1, y1) = r.to_original(d.bbox.x1 as f64, d.bbox.y1 as f64);
+            d.bbox = BBox::new(x0 as f32, y0 as f32, x1 as f32, y1 as f32);
+            d
+        })
+        .collect();
+    let background = estimate_background(image, mask, &det.preprocess().background)?;
+    Ok((
+        Prediction {
+            detections,
+            background,
+            tiles: found.tiles,
+        },
+        used,
+    ))
+}
+
 /// Run `det` over `image` (NaN = masked). `on_tiles(done, total)` is called after each batch
 /// of tiles; returning false stops the run (Ctrl-C) with [`deepsky_nn::NnError::Interrupted`].
 pub fn predict(
@@ -480,6 +576,69 @@ mod masked_tests {
                 assert!(!found.detections.is_empty(), "{h}x{w}: the star is missed");
             }
         }
+    }
+
+    /// With resampling on, a field whose PSF is twice the trained width is searched resampled
+    /// by 1/2: the bright
+    /// stars are found, with boxes in the image's own pixels; within the tolerance the call is
+    /// exactly `predict`.
+    #[test]
+    fn a_wide_psf_is_searched_at_the_trained_width_with_boxes_in_image_pixels() {
+        use deepsky_sim::sky::{Psf, SourceClass};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
+        let det = Detector::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(det.card().trained_on.psf_fwhm_pixels, 2.5);
+        // 2.0 arcsec at 0.4 arcsec per pixel: 5 pixels.
+        let sky = deepsky_sim::sky::SkyConfig {
+            width: 256,
+            height: 256,
+            seed: 21,
+            psf: Psf::Moffat {
+                fwhm: 2.0,
+                beta: 3.0,
+            },
+            ..Default::default()
+        };
+        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
+        let off = PredictConfig::default();
+        let (_, used) =
+            predict_at_psf(&det, field.image.view(), None, &off, 5.0, &mut |_, _| true).unwrap();
+        assert_eq!(used.resample_scale, 1.0, "resampling is off by default");
+        let cfg = PredictConfig {
+            psf_tolerance: 1.2,
+            ..Default::default()
+        };
+        let (found, used) =
+            predict_at_psf(&det, field.image.view(), None, &cfg, 5.0, &mut |_, _| true).unwrap();
+        assert_eq!(used.resample_scale, 0.5);
+        assert_eq!(found.background.level.dim(), (256, 256));
+        let c = &field.catalog;
+        let bright: Vec<(f64, f64)> = (0..c.x.len())
+            .filter(|&i| c.class[i] == SourceClass::Star && c.snr[i] > 100.0 && !c.saturated[i])
+            .map(|i| (c.x[i] - 0.5, c.y[i] - 0.5))
+            .filter(|&(x, y)| (8.0..248.0).contains(&x) && (8.0..248.0).contains(&y))
+            .collect();
+        assert!(bright.len() >= 3, "{} bright stars", bright.len());
+        for (x, y) in &bright {
+            let nearest = found
+                .detections
+                .iter()
+                .map(|d| {
+                    let (cx, cy) = d.bbox.centre();
+                    ((cx as f64 - x).powi(2) + (cy as f64 - y).powi(2)).sqrt()
+                })
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                nearest < 1.5,
+                "star at ({x:.1}, {y:.1}): nearest box centre {nearest:.2} px away"
+            );
+        }
+        // 2.7 px is within 20 % of 2.5: searched as it is, exactly as predict does.
+        let (same, used) =
+            predict_at_psf(&det, field.image.view(), None, &cfg, 2.7, &mut |_, _| true).unwrap();
+        assert_eq!(used.resample_scale, 1.0);
+        let plain = predict(&det, field.image.view(), None, &cfg, &mut |_, _| true).unwrap();
+        assert_eq!(same.detections, plain.detections);
     }
 
     #[test]

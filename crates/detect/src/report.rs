@@ -147,6 +147,23 @@ pub struct ImageRecord {
     pub outputs: Vec<String>,
     /// Its plots, relative to the output folder.
     pub plots: Vec<String>,
+    /// The PSF size used and where it came from, and the resampling it led to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psf: Option<PsfRecord>,
+}
+
+/// The PSF of one image as `predict` used it (`images[].psf` in report.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PsfRecord {
+    /// PSF FWHM, pixels.
+    pub fwhm_pixels: f64,
+    /// Where it came from: `configuration predict.psf_fwhm_pixels`, `header keyword SEEING`,
+    /// `measured from N stars`.
+    pub source: String,
+    /// The PSF FWHM the detector was trained on, pixels.
+    pub trained_fwhm_pixels: f64,
+    /// New pixels per image pixel of the searched image (1: searched as it is).
+    pub resample_scale: f64,
 }
 
 impl ImageRecord {
@@ -186,6 +203,7 @@ impl ImageRecord {
             },
             outputs: Vec::new(),
             plots: Vec::new(),
+            psf: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use deepsky_detect::config::DetectConfig;
 use deepsky_detect::measure::MeasuredObject;
 use deepsky_detect::metrics::TruthObject;
 use deepsky_detect::report::{ImageRecord, PredictReport, PredictTiming, TruthReport};
-use deepsky_detect::{catalog, figures, measure, predict, Detector};
+use deepsky_detect::{catalog, figures, measure, predict, psf, Detector};
 use deepsky_io::wcs::Wcs;
 use deepsky_runtime::{Progress, RunError, Shard};
 
@@ -155,15 +155,41 @@ fn process_image(
         bar.inc((done as u64).saturating_sub(bar.done()));
         !deepsky_runtime::interrupt::interrupted()
     };
-    let pred = predict::predict(det, image.view(), None, &cfg.predict, &mut on_tiles).map_err(
-        |e| match e {
-            // What is wrong with this image: say which image.
-            deepsky_detect::DetectError::Input(m) => {
-                RunError::input(format!("{}: {m}", path.display()))
-            }
-            e => detect_error(e),
-        },
-    )?;
+    // What is wrong with this image: say which image.
+    let for_image = |e| match e {
+        deepsky_detect::DetectError::Input(m) => {
+            RunError::input(format!("{}: {m}", path.display()))
+        }
+        e => detect_error(e),
+    };
+    // The PSF: configured, from the header, or measured; the image is searched at the
+    // detector's trained PSF width.
+    // Needed only when resampling is on (`predict.psf_tolerance`); otherwise recorded when it
+    // can be found.
+    let given = (cfg.predict.psf_fwhm_pixels > 0.0).then_some(cfg.predict.psf_fwhm_pixels);
+    let resolved = psf::resolve_fwhm(given, &header, image.view());
+    let (fwhm, source) = match resolved {
+        Ok((f, s)) => (f, Some(s)),
+        Err(e) if cfg.predict.psf_tolerance > 0.0 => return Err(for_image(e)),
+        Err(e) => {
+            tracing::debug!(
+                "{}: PSF not known ({e}); not needed without resampling",
+                path.display()
+            );
+            (0.0, None)
+        }
+    };
+    let (pred, scale) =
+        predict::predict_at_psf(det, image.view(), None, &cfg.predict, fwhm, &mut on_tiles)
+            .map_err(for_image)?;
+    if scale.resample_scale != 1.0 {
+        tracing::info!(
+            "{}: PSF {fwhm:.2} px; searched resampled by {:.3} to the trained {:.2} px",
+            path.display(),
+            scale.resample_scale,
+            scale.trained_fwhm_pixels
+        );
+    }
     bar.finish();
     let t_net = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
@@ -220,6 +246,12 @@ fn process_image(
     let mut record = ImageRecord::new(path, [h, w], bkg, pred.tiles, &objects, classes, timing);
     record.outputs = vec![reg];
     record.plots = plots.written;
+    record.psf = source.map(|source| deepsky_detect::report::PsfRecord {
+        fwhm_pixels: fwhm,
+        source: source.to_string(),
+        trained_fwhm_pixels: scale.trained_fwhm_pixels,
+        resample_scale: scale.resample_scale,
+    });
     tracing::info!(
         "{} detections in {} ({}×{}, {:.1} Mpix/s)",
         objects.len(),
