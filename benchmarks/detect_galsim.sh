@@ -13,7 +13,8 @@
 #     FWHM, DETECT_THRESH swept; the best threshold at purity >= deepsky's (and >= 0.90) per imager
 #   sep: background defaults, matched filter of the true FWHM, thresh swept, same picks
 # Usage: benchmarks/detect_galsim.sh [WORKDIR]   env: SEEDS ("2101 2102 2103 2104"), SIZE (512),
-#   DEEPSKY (target/debug/deepsky)
+#   DEEPSKY (target/debug/deepsky), DEEPSKY_ARGS (extra options for every `deepsky detect predict`,
+#   e.g. "--set predict.psf_tolerance=1.2")
 # Needs: apt-get install source-extractor; .venv with benchmarks/requirements-galsim.txt
 #   (.venv/bin/pip install -r benchmarks/requirements-galsim.txt). ~7 min on 2 cores.
 set -euo pipefail
@@ -40,8 +41,10 @@ echo "fields: $(echo "$FIELDS" | wc -l) in $(( $(date +%s) - T0 )) s" >&2
 # ---- deepsky detect predict: default config, bundled model --------------------------------
 for f in $FIELDS; do
   s=$(basename "$f" .fits)
-  "$DEEPSKY" -q detect predict --input "$f" -o "$WORK/cat/deepsky/$s" >/dev/null
-  "$DEEPSKY" -q detect predict --set predict.score_threshold=0.02 --input "$f" -o "$WORK/cat/deepsky_low/$s" >/dev/null
+  # shellcheck disable=SC2086 # DEEPSKY_ARGS is a list of options
+  "$DEEPSKY" -q detect predict ${DEEPSKY_ARGS:-} --input "$f" -o "$WORK/cat/deepsky/$s" >/dev/null
+  # shellcheck disable=SC2086
+  "$DEEPSKY" -q detect predict ${DEEPSKY_ARGS:-} --set predict.score_threshold=0.02 --input "$f" -o "$WORK/cat/deepsky_low/$s" >/dev/null
 done
 echo "deepsky done at $(( $(date +%s) - T0 )) s" >&2
 
