@@ -1311,11 +1311,19 @@ fn uses_global_heap(t: &TypeDescriptor) -> bool {
     }
 }
 
+/// Files up to this size have their global heap collections checked before the first
+/// variable-length read ([`check_global_heaps`]).
+pub const GLOBAL_HEAP_CHECK_MAX_BYTES: u64 = 256 << 20;
+
 /// Check the file's global heap collections (where variable-length values live) for the one
 /// damage libhdf5 cannot survive: an object of index 0 and size 0 stops its parser from
 /// advancing, and it loops forever (seen in HDF5 2.2.0's `H5HG__cache_heap_deserialize`).
 /// Every other inconsistency libhdf5 reports as an error. Run once per file, and only
 /// before reading a variable-length value.
+///
+/// The collections can be anywhere in the file, so this reads the whole file: files larger
+/// than [`GLOBAL_HEAP_CHECK_MAX_BYTES`] are not checked (a debug log says so), because reading
+/// gigabytes before a string attribute would cost more than the rare damage it guards against.
 fn check_global_heaps(path: &Path) -> Result<()> {
     use std::os::unix::fs::FileExt;
     static CHECKED: std::sync::Mutex<Vec<(PathBuf, u64)>> = std::sync::Mutex::new(Vec::new());
@@ -1326,16 +1334,21 @@ fn check_global_heaps(path: &Path) -> Result<()> {
     if CHECKED.lock().map(|c| c.contains(&key)).unwrap_or(false) {
         return Ok(());
     }
+    if len > GLOBAL_HEAP_CHECK_MAX_BYTES {
+        tracing::debug!(
+            "{}: global heap check skipped ({len} bytes, above {GLOBAL_HEAP_CHECK_MAX_BYTES})",
+            path.display()
+        );
+        return Ok(());
+    }
     const CHUNK: u64 = 8 << 20;
     let mut buf = vec![0u8; CHUNK as usize + 3];
     let mut at = 0u64;
     while at < len {
         let n = ((len - at).min(CHUNK + 3)) as usize;
         f.read_exact_at(&mut buf[..n], at).map_err(io)?;
-        for i in 0..n.saturating_sub(3) {
-            if &buf[i..i + 4] != b"GCOL" {
-                continue;
-            }
+        // memmem: the search runs at memory speed, so the check costs about one read of the file.
+        for i in memchr::memmem::find_iter(&buf[..n], b"GCOL") {
             let start = at + i as u64;
             // Version 1, three reserved zero bytes, the collection size (8-byte lengths).
             let mut head = [0u8; 16];
