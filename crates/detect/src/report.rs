@@ -24,6 +24,7 @@
 //!     },
 //!     outputs: vec!["detections.reg".into()],
 //!     plots: vec![],
+//!     psf: None,
 //! };
 //! let classes = vec!["star".to_string()];
 //! let report = PredictReport::summarise(vec![record], false, Path::new("model"), &classes, 1);
