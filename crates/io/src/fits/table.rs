@@ -387,38 +387,12 @@ pub(crate) fn read_columns(
     let mut decoders: Vec<Decoder> = fixed.iter().map(|s| Decoder::new(s, n)).collect();
     if !fixed.is_empty() && n > 0 {
         // Blocks of about 8 MiB keep the raw copy small next to the decoded columns.
-        let block_rows = (8 << 20) / row_bytes.max(1);
-        let block_rows = block_rows.max(1);
-        let mut buf = vec![0u8; block_rows.min(n) * row_bytes];
-        let mut done = 0;
-        while done < n {
-            let rows = block_rows.min(n - done);
-            let bytes = rows * row_bytes;
-            let mut status = 0;
-            unsafe {
-                sys::ffgtbb(
-                    h.ptr(),
-                    (first + done + 1) as i64,
-                    1,
-                    bytes as i64,
-                    buf.as_mut_ptr(),
-                    &mut status,
-                )
-            };
-            h.check(status, || {
-                format!(
-                    "cannot read table rows {}..{}",
-                    first + done + 1,
-                    first + done + rows
-                )
-            })?;
+        read_row_blocks(h, first, n, row_bytes, 8 << 20, |block, rows| {
             // Columns decode independently: spread them over the cores.
-            let block = &buf[..bytes];
             decoders
                 .par_iter_mut()
                 .for_each(|d| d.decode(block, rows, row_bytes));
-            done += rows;
-        }
+        })?;
     }
     let mut decoded = fixed
         .iter()
@@ -1131,19 +1105,40 @@ fn read_ascii_fields(
     n: usize,
 ) -> Result<Vec<Vec<u8>>> {
     let naxis1 = h.key_f64("NAXIS1")?.unwrap_or(0.0).max(1.0) as usize;
-    let block_rows = ((4 << 20) / naxis1).max(1);
     let mut out = Vec::with_capacity(n);
-    let mut buf = vec![0u8; block_rows.min(n) * naxis1];
+    read_row_blocks(h, first, n, naxis1, 4 << 20, |block, _| {
+        out.extend(
+            block
+                .chunks_exact(naxis1)
+                .map(|row| row[tbcol..tbcol + width].to_vec()),
+        );
+    })?;
+    Ok(out)
+}
+
+/// Read raw rows `first .. first + n` (0-based) of `row_bytes` each in blocks of about
+/// `block_bytes`, handing each block and its row count to `on_block`.
+fn read_row_blocks(
+    h: &mut Handle,
+    first: usize,
+    n: usize,
+    row_bytes: usize,
+    block_bytes: usize,
+    mut on_block: impl FnMut(&[u8], usize),
+) -> Result<()> {
+    let block_rows = (block_bytes / row_bytes.max(1)).max(1);
+    let mut buf = vec![0u8; block_rows.min(n) * row_bytes];
     let mut done = 0;
     while done < n {
         let rows = block_rows.min(n - done);
+        let bytes = rows * row_bytes;
         let mut status = 0;
         unsafe {
             sys::ffgtbb(
                 h.ptr(),
                 (first + done + 1) as i64,
                 1,
-                (rows * naxis1) as i64,
+                bytes as i64,
                 buf.as_mut_ptr(),
                 &mut status,
             )
@@ -1155,14 +1150,10 @@ fn read_ascii_fields(
                 first + done + rows
             )
         })?;
-        out.extend(
-            buf[..rows * naxis1]
-                .chunks_exact(naxis1)
-                .map(|row| row[tbcol..tbcol + width].to_vec()),
-        );
+        on_block(&buf[..bytes], rows);
         done += rows;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One field of an ASCII-table integer column.
