@@ -10,25 +10,7 @@ use std::time::Duration;
 use deepsky_fuzz::{check_corpus, corpus_of, Limits, MutationKind, Verdict};
 
 fn sources() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let external = std::env::var("DEEPSKY_EXTERNAL_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("../shared/testdata/external"));
-    let mut files = Vec::new();
-    for dir in [
-        root.join("data"),
-        external.join("fits"),
-        external.join("hdf5"),
-    ] {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_file())
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
-    files
+    deepsky_fuzz::standard_sources(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
 }
 
 #[test]
@@ -44,14 +26,7 @@ fn a_fixed_sample_of_damaged_files_is_read_completely_or_refused_by_name() {
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    let readers = vec![
-        ["inspect", "--json", "--stats", "{}"]
-            .map(String::from)
-            .to_vec(),
-        ["inspect", "--json", "--header", "{}"]
-            .map(String::from)
-            .to_vec(),
-    ];
+    let readers = deepsky_fuzz::inspect_readers();
     let limits = Limits {
         timeout: Duration::from_secs(60),
         memory_bytes: 4 << 30,

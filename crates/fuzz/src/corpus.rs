@@ -440,48 +440,44 @@ fn fits_plans(bytes: &[u8]) -> Vec<Plan> {
                 _ => &[],
             };
             for (value, why) in absurd {
-                plans.push(plain(Op::Card {
+                let op = Op::Card {
                     at: *at,
                     card: card(key, value),
                     why: format!("{why}, HDU {h}"),
-                }));
+                };
+                plans.push(plain(op.clone()));
                 // A .fits.gz whose header lies about sizes must not be decompressed blindly.
                 if why.contains("2^31") {
-                    plans.push(Plan {
-                        op: Op::Card {
-                            at: *at,
-                            card: card(key, value),
-                            why: format!("{why}, HDU {h}"),
-                        },
-                        gzipped: true,
-                    });
+                    plans.push(Plan { op, gzipped: true });
                 }
             }
         }
         // Illegal bytes and terminal escapes in the last card before END (a comment or history
         // card in most files; astropy warns and reads on).
         if let Some((at, _)) = hdr.cards.last() {
-            let mut c = b"COMMENT \x1b]0;owned\x07\x1b[2J escape sequences in a comment".to_vec();
-            c.resize(CARD, b' ');
-            plans.push(plain(Op::Card {
-                at: *at,
-                card: c,
-                why: format!("control bytes, HDU {h}"),
-            }));
-            let mut c = b"HISTORY \xff\xfe non-ASCII bytes in a history card \xe9".to_vec();
-            c.resize(CARD, b' ');
-            plans.push(plain(Op::Card {
-                at: *at,
-                card: c,
-                why: format!("non-ASCII bytes, HDU {h}"),
-            }));
-            let mut c = b"BAD KEY = 'value with a space in the keyword'".to_vec();
-            c.resize(CARD, b' ');
-            plans.push(plain(Op::Card {
-                at: *at,
-                card: c,
-                why: format!("illegal keyword, HDU {h}"),
-            }));
+            let odd: [(&[u8], &str); 3] = [
+                (
+                    b"COMMENT \x1b]0;owned\x07\x1b[2J escape sequences in a comment",
+                    "control bytes",
+                ),
+                (
+                    b"HISTORY \xff\xfe non-ASCII bytes in a history card \xe9",
+                    "non-ASCII bytes",
+                ),
+                (
+                    b"BAD KEY = 'value with a space in the keyword'",
+                    "illegal keyword",
+                ),
+            ];
+            for (text, why) in odd {
+                let mut c = text.to_vec();
+                c.resize(CARD, b' ');
+                plans.push(plain(Op::Card {
+                    at: *at,
+                    card: c,
+                    why: format!("{why}, HDU {h}"),
+                }));
+            }
         }
     }
     plans

@@ -251,3 +251,48 @@ pub fn corpus_of(sources: &[PathBuf], seed: u64, per_source: usize) -> anyhow::R
     cases.extend(corpus::broken_gzip_streams(seed));
     Ok(cases)
 }
+
+/// `paths` with each folder replaced by its files (sorted; subfolders skipped): the sources
+/// given on the command line or by a test.
+pub fn expand_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("listing {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file())
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The standard corpus sources of a checkout at `root`: `data/` and the external test files
+/// (`../shared/testdata/external/{fits,hdf5}` beside it, or `$DEEPSKY_EXTERNAL_TESTDATA`).
+pub fn standard_sources(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let external = std::env::var("DEEPSKY_EXTERNAL_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("../shared/testdata/external"));
+    expand_sources(&[
+        root.join("data"),
+        external.join("fits"),
+        external.join("hdf5"),
+    ])
+}
+
+/// The CLI readers every corpus run uses by default: `inspect --json --stats` (every pixel,
+/// cell and column) and `inspect --json --header` (every card and attribute).
+pub fn inspect_readers() -> Vec<Vec<String>> {
+    [
+        ["inspect", "--json", "--stats", "{}"],
+        ["inspect", "--json", "--header", "{}"],
+    ]
+    .iter()
+    .map(|r| r.map(String::from).to_vec())
+    .collect()
+}

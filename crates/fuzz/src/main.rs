@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use deepsky_fuzz::{check_corpus, corpus_of, Limits};
+use deepsky_fuzz::{check_corpus, corpus_of, expand_sources, inspect_readers, Limits};
 
 #[derive(Parser)]
 #[command(about = "Run deepsky's readers over a seeded corpus of damaged FITS and HDF5 files")]
@@ -50,16 +50,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sources = expand(&args.sources)?;
+    let sources = expand_sources(&args.sources)?;
     let readers: Vec<Vec<String>> = if args.readers.is_empty() {
-        vec![
-            ["inspect", "--json", "--stats", "{}"]
-                .map(String::from)
-                .to_vec(),
-            ["inspect", "--json", "--header", "{}"]
-                .map(String::from)
-                .to_vec(),
-        ]
+        inspect_readers()
     } else {
         args.readers
             .iter()
@@ -102,22 +95,4 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("listing {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file())
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
 }
