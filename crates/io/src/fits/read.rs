@@ -260,36 +260,33 @@ impl FitsReader {
                     ),
                 ));
             }
+            // After the last HDU: a plain file lacking only its padding may have been cut
+            // short; zero bytes are padding, read past; anything else is a damaged HDU.
             if let (false, Some(size)) = (self.compressed_file, self.file_size) {
-                if size < end as u64 {
+                let end = end as u64;
+                if size < end {
                     tracing::warn!(
                         "{}: the file ends {} bytes short of the padding of its last HDU ({}): it may have been cut short after it",
                         self.path().display(),
-                        end as u64 - size,
+                        end - size,
                         n - 1
                     );
+                } else if size > end {
+                    if !self.all_zero(end)? {
+                        return Err(self.err(
+                            ErrorKind::Corrupt,
+                            format!(
+                                "HDU {n} is damaged or truncated: the {} bytes after the last readable HDU (from byte {end}) are not a FITS HDU",
+                                size - end
+                            ),
+                        ));
+                    }
+                    tracing::warn!(
+                        "{}: {} zero bytes after the last HDU ignored",
+                        self.path().display(),
+                        size - end
+                    );
                 }
-            }
-        }
-        if let (false, Some(size), true) = (self.compressed_file, self.file_size, n > 0) {
-            self.handle.move_to(n - 1)?;
-            let (_, _, end) = self.hdu_offsets()?;
-            let end = end as u64;
-            if size > end {
-                if !self.all_zero(end)? {
-                    return Err(self.err(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "HDU {n} is damaged or truncated: the {} bytes after the last readable HDU (from byte {end}) are not a FITS HDU",
-                            size - end
-                        ),
-                    ));
-                }
-                tracing::warn!(
-                    "{}: {} zero bytes after the last HDU ignored",
-                    self.path().display(),
-                    size - end
-                );
             }
         }
         self.hdu_count = Some(n);
