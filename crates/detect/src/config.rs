@@ -116,6 +116,8 @@ pub struct DetectConfig {
     pub baseline: ClassicalConfig,
     /// Matching to the truth.
     pub evaluate: EvalConfig,
+    /// The operating point chosen at the end of training (and by `detect calibrate`).
+    pub calibrate: crate::calibrate::CalibrateConfig,
     /// Plots.
     pub output: OutputConfig,
 }
@@ -143,6 +145,9 @@ impl Validate for DetectConfig {
             .map_err(|e| e.within("photometry"))?;
         self.assign.validate().map_err(|e| e.within("assign"))?;
         self.evaluate.validate().map_err(|e| e.within("evaluate"))?;
+        self.calibrate
+            .validate()
+            .map_err(|e| e.within("calibrate"))?;
         self.output.validate().map_err(|e| e.within("output"))
     }
 }

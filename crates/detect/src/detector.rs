@@ -34,6 +34,10 @@ pub struct ModelCard {
     /// Pixel scale (arcsec/pixel) and PSF FWHM (pixels) of the training images, so that a user
     /// can tell whether their image resembles them.
     pub trained_on: TrainedOn,
+    /// The calibrated score threshold ([`crate::calibrate`]); `predict.score_threshold`
+    /// defaults to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<crate::calibrate::OperatingPoint>,
 }
 
 /// The image properties a detector was trained for.
@@ -47,6 +51,19 @@ pub struct TrainedOn {
     pub fields: usize,
     /// Crop side, pixels.
     pub crop: usize,
+    /// The range of PSF FWHM (pixels) of a detector trained on many imagers
+    /// (`[data.randomise]`); `psf_fwhm_pixels` is then its geometric middle. Absent: one PSF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psf_fwhm_pixels_range: Option<[f64; 2]>,
+}
+
+impl TrainedOn {
+    /// The PSF FWHM range (pixels) the detector was trained for: `psf_fwhm_pixels_range`, or
+    /// the single `psf_fwhm_pixels`.
+    pub fn fwhm_range(&self) -> [f64; 2] {
+        self.psf_fwhm_pixels_range
+            .unwrap_or([self.psf_fwhm_pixels, self.psf_fwhm_pixels])
+    }
 }
 
 /// A detector: its network, parameters and card, on a device.
@@ -124,6 +141,7 @@ impl Detector {
                 preprocess: preprocess.clone(),
                 seed,
                 trained_on,
+                operating_point: None,
             },
             device: device.clone(),
         })
@@ -132,6 +150,12 @@ impl Detector {
     /// The model card: architecture, preprocessing, seed and training images.
     pub fn card(&self) -> &ModelCard {
         &self.card
+    }
+
+    /// Set the calibrated operating point ([`crate::calibrate::calibrate`]), saved with the
+    /// card.
+    pub fn set_operating_point(&mut self, point: crate::calibrate::OperatingPoint) {
+        self.card.operating_point = Some(point);
     }
 
     /// Class names, in class-index order.

@@ -68,6 +68,7 @@
 pub mod assign;
 pub mod background;
 pub mod boxes;
+pub mod calibrate;
 pub mod catalog;
 pub mod classes;
 pub mod classical;

@@ -36,8 +36,10 @@ pub struct PredictConfig {
     /// activations stay in cache: 4 was 1.5× slower on a 1024² field, 8 % on a 4096² one)
     /// and needs the least memory.
     pub batch: usize,
-    /// Smallest class score reported.
-    pub score_threshold: f32,
+    /// Smallest class score reported; absent: the model's calibrated operating point
+    /// ([`crate::calibrate`]: the threshold that kept purity ≥ 0.92 over simulated fields of
+    /// many imagers), or [`FALLBACK_SCORE_THRESHOLD`] for a model without one.
+    pub score_threshold: Option<f32>,
     /// Boxes overlapping a better one by more than this IoU are dropped.
     pub iou_threshold: f32,
     /// Test-time augmentation: the network's class scores and boxes are averaged over this
@@ -60,13 +62,40 @@ pub struct PredictConfig {
     pub psf_tolerance: f64,
 }
 
+/// The score threshold of a model without a calibrated operating point.
+pub const FALLBACK_SCORE_THRESHOLD: f32 = 0.25;
+
+/// Where the score threshold in use came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdSource {
+    /// `predict.score_threshold`.
+    Config,
+    /// The model card's calibrated operating point.
+    Calibrated,
+    /// [`FALLBACK_SCORE_THRESHOLD`].
+    Fallback,
+}
+
+impl PredictConfig {
+    /// The score threshold for `det` and where it comes from: the configured one, else the
+    /// model's calibrated operating point, else [`FALLBACK_SCORE_THRESHOLD`].
+    pub fn threshold_for(&self, det: &Detector) -> (f32, ThresholdSource) {
+        match (self.score_threshold, &det.card().operating_point) {
+            (Some(t), _) => (t, ThresholdSource::Config),
+            (None, Some(op)) => (op.score_threshold, ThresholdSource::Calibrated),
+            (None, None) => (FALLBACK_SCORE_THRESHOLD, ThresholdSource::Fallback),
+        }
+    }
+}
+
 impl Default for PredictConfig {
     fn default() -> Self {
         PredictConfig {
             tile: 256,
             overlap: 32,
             batch: 1,
-            score_threshold: 0.25,
+            score_threshold: None,
             iou_threshold: 0.5,
             orientations: 1,
             psf_fwhm_pixels: 0.0,
@@ -88,7 +117,10 @@ impl Validate for PredictConfig {
         if self.batch == 0 {
             return bad("batch", "must be at least 1");
         }
-        if !(0.0..1.0).contains(&self.score_threshold) {
+        if self
+            .score_threshold
+            .is_some_and(|t| !(0.0..1.0).contains(&t))
+        {
             return bad("score_threshold", "must be in [0, 1)");
         }
         if !(self.iou_threshold > 0.0 && self.iou_threshold <= 1.0) {
@@ -325,15 +357,16 @@ pub struct Prediction {
 pub struct ScaleUsed {
     /// The image's PSF FWHM, pixels.
     pub psf_fwhm_pixels: f64,
-    /// The detector's trained PSF FWHM, pixels (0 when its card does not say).
+    /// The trained PSF FWHM nearest the image's, pixels (0 when the card does not say).
     pub trained_fwhm_pixels: f64,
     /// New pixels per image pixel (1: searched as it is).
     pub resample_scale: f64,
 }
 
 /// [`predict`] on an image whose PSF is `psf_fwhm_pixels` wide: when resampling is on
-/// (`cfg.psf_tolerance` > 0) and that differs from the detector's trained PSF by more than
-/// `cfg.psf_tolerance`, the image is resampled so that its PSF is the trained one
+/// (`cfg.psf_tolerance` > 0) and that lies outside the detector's trained PSF range
+/// ([`crate::detector::TrainedOn::fwhm_range`]) by more than the ratio `cfg.psf_tolerance`,
+/// the image is resampled so that its PSF is at the nearest end of the range
 /// ([`crate::resample`]), searched, and the boxes mapped back to the image's pixels; the
 /// background is always the image's own. Otherwise this is exactly [`predict`].
 pub fn predict_at_psf(
@@ -344,10 +377,11 @@ pub fn predict_at_psf(
     psf_fwhm_pixels: f64,
     on_tiles: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(Prediction, ScaleUsed)> {
-    let trained = det.card().trained_on.psf_fwhm_pixels;
+    let [lo, hi] = det.card().trained_on.fwhm_range();
+    let trained = psf_fwhm_pixels.clamp(lo.min(hi), hi.max(lo));
     let ratio = trained / psf_fwhm_pixels;
     let searched_as_is = cfg.psf_tolerance == 0.0
-        || !(trained > 0.0 && psf_fwhm_pixels > 0.0 && ratio.is_finite())
+        || !(lo > 0.0 && psf_fwhm_pixels > 0.0 && ratio.is_finite())
         || ratio.max(1.0 / ratio) <= cfg.psf_tolerance;
     let mut used = ScaleUsed {
         psf_fwhm_pixels,
@@ -404,6 +438,7 @@ pub fn predict(
         return Err(DetectError::Input("the image has no pixels".into()));
     }
     let pre = det.preprocess();
+    let threshold = cfg.threshold_for(det).0;
     let background = estimate_background(image, mask, &pre.background)?;
     let (th, tw) = tile_shape(h, w, cfg);
     let rows = tile_starts(h, th, cfg.overlap);
@@ -459,7 +494,7 @@ pub fn predict(
                     .enumerate()
                     .max_by(|x, y| x.1.total_cmp(y.1))
                     .expect("at least one class");
-                if score < cfg.score_threshold {
+                if score < threshold {
                     continue;
                 }
                 let b = &boxes[(k * a + an) * 4..(k * a + an + 1) * 4];
@@ -653,7 +688,7 @@ mod masked_tests {
         };
         let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
         let cfg = PredictConfig {
-            score_threshold: 0.15,
+            score_threshold: Some(0.15),
             iou_threshold: 0.3,
             ..Default::default()
         };
@@ -721,7 +756,7 @@ mod masked_tests {
         // boxes in NMS, so cutting a low-threshold run equals running at the higher threshold.
         let curve = |orientations: usize| -> Vec<(f32, usize, usize)> {
             let cfg = PredictConfig {
-                score_threshold: 0.05,
+                score_threshold: Some(0.05),
                 iou_threshold: 0.3,
                 orientations,
                 ..Default::default()

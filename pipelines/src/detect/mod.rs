@@ -2,7 +2,9 @@
 //! detector trained on simulated fields, and compare it with a classical detector.
 //!
 //! - `train`: simulate training fields, train through the shared loop (checkpoints,
-//!   `--resume`), save OUT/model, evaluate on an unseen simulated field.
+//!   `--resume`), calibrate the operating point, save OUT/model, evaluate on an unseen
+//!   simulated field.
+//! - `calibrate`: choose a trained model's operating point again (writes OUT/model).
 //! - `predict`: background, tiles, network, NMS, centroids, aperture photometry, WCS; writes
 //!   catalog.fits/.csv, detections.reg (DS9), plots/overlay, report.json; with `--truth` the
 //!   completeness/purity/F1/mAP evaluation of the network and of the classical baseline.
@@ -10,6 +12,7 @@
 //! - `merge`: combine the output folders of `predict --shard K/N` runs into what one
 //!   unsharded run writes (`deepsky submit` runs the shards as a Slurm job array).
 
+mod calibrate;
 mod evaluate;
 pub mod merge;
 mod predict;
@@ -31,6 +34,9 @@ use crate::common::{self, PipelineArgs, RunFrame};
 pub enum DetectCommand {
     /// Train a detector on simulated fields (writes OUT/model).
     Train(TrainArgs),
+    /// Choose a trained detector's score threshold for a purity (`[calibrate]`) on simulated
+    /// fields of the training's imagers; writes OUT/model, the model with that operating point.
+    Calibrate(CalibrateArgs),
     /// Detect sources in FITS images with a trained detector.
     Predict(PredictArgs),
     /// Merge the output folders of `predict --shard K/N` runs into one result (the same rows,
@@ -46,6 +52,16 @@ pub enum DetectCommand {
 pub struct TrainArgs {
     #[command(flatten)]
     common: PipelineArgs,
+}
+
+/// Arguments of `deepsky detect calibrate`.
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    common: PipelineArgs,
+    /// Model directory (overrides `input.model`).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
 }
 
 /// Arguments of `deepsky detect predict`.
@@ -98,6 +114,7 @@ pub struct EvaluateArgs {
 pub fn run(cmd: DetectCommand) -> Result<(), RunError> {
     let (name, args) = match &cmd {
         DetectCommand::Train(a) => ("detect train", &a.common),
+        DetectCommand::Calibrate(a) => ("detect calibrate", &a.common),
         DetectCommand::Predict(a) => ("detect predict", &a.common),
         DetectCommand::Evaluate(a) => ("detect evaluate", &a.common),
         DetectCommand::Merge(a) => ("detect merge", &a.common),
@@ -108,6 +125,7 @@ pub fn run(cmd: DetectCommand) -> Result<(), RunError> {
     let mut frame = RunFrame::start(name, args, &cfg)?;
     let result = match &cmd {
         DetectCommand::Train(a) => train::run(a, &cfg.config, &mut frame),
+        DetectCommand::Calibrate(a) => calibrate::run(a, &cfg.config, &mut frame),
         DetectCommand::Predict(a) => predict::run(a, &cfg.config, &mut frame),
         DetectCommand::Evaluate(a) => evaluate::run(a, &cfg.config, &mut frame),
         DetectCommand::Merge(a) => merge::run(&a.shards, &mut frame),

@@ -34,11 +34,24 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
     bar.finish();
     let t_sim = t0.elapsed().as_secs_f64();
     let sky = &cfg.data.sky;
-    let trained_on = TrainedOn {
-        pixel_scale: sky.pixel_scale,
-        psf_fwhm_pixels: sky.psf.fwhm() / sky.pixel_scale,
-        fields: cfg.data.fields,
-        crop: cfg.data.crop,
+    let trained_on = match &cfg.data.randomise {
+        None => TrainedOn {
+            pixel_scale: sky.pixel_scale,
+            psf_fwhm_pixels: sky.psf.fwhm() / sky.pixel_scale,
+            fields: cfg.data.fields,
+            crop: cfg.data.crop,
+            psf_fwhm_pixels_range: None,
+        },
+        Some(r) => {
+            let [lo, hi] = r.psf_fwhm_pixels;
+            TrainedOn {
+                pixel_scale: (r.pixel_scale[0] * r.pixel_scale[1]).sqrt(),
+                psf_fwhm_pixels: (lo * hi).sqrt(),
+                fields: cfg.data.fields,
+                crop: cfg.data.crop,
+                psf_fwhm_pixels_range: Some([lo, hi]),
+            }
+        }
     };
     let seed = cfg.model_seed();
     let mut det = Detector::init(&cfg.model, &cfg.preprocess, trained_on, seed, &device)
@@ -65,6 +78,8 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
         .fit(&data, &cfg.assign, &cfg.loss, trainer)
         .map_err(common::nn_error)?;
     let t_train = t1.elapsed().as_secs_f64();
+    let point = super::calibrate::operating_point(&det, cfg)?;
+    det.set_operating_point(point);
     let model_dir = frame.out.path("model");
     det.save(&model_dir).map_err(common::nn_error)?;
     frame.provenance.output("model/model.safetensors", "model");

@@ -444,6 +444,11 @@ pub struct SkyConfig {
     pub cd: Option<[[f64; 2]; 2]>,
     /// Point-spread function.
     pub psf: Psf,
+    /// Ellipticity `1 − b/a` of the PSF (0 = circular, at most 0.5), keeping `psf.fwhm` as
+    /// the geometric mean of the major- and minor-axis FWHM.
+    pub psf_ellipticity: f64,
+    /// Position angle of the PSF's major axis, degrees from +x towards +y.
+    pub psf_angle: f64,
     /// Magnitude of a source giving 1 ADU per second.
     pub zeropoint: f64,
     /// Exposure time, seconds; scales source fluxes (not the sky, which is given per exposure).
@@ -479,6 +484,8 @@ impl Default for SkyConfig {
             rotation: 0.0,
             cd: None,
             psf: Psf::default(),
+            psf_ellipticity: 0.0,
+            psf_angle: 0.0,
             zeropoint: 28.0,
             exposure_time: 60.0,
             saturation: 60_000.0,
@@ -556,6 +563,13 @@ impl Validate for SkyConfig {
         self.psf
             .validate_sampling(self.pixel_scale)
             .map_err(|e| e.within("psf"))?;
+        if !(0.0..=0.5).contains(&self.psf_ellipticity) {
+            return Err(ConfigError::at(
+                "psf_ellipticity",
+                format!("must be within [0, 0.5], got {}", self.psf_ellipticity),
+            ));
+        }
+        finite("psf_angle", self.psf_angle)?;
         finite("zeropoint", self.zeropoint)?;
         positive("exposure_time", self.exposure_time)?;
         positive("saturation", self.saturation)?;
@@ -579,7 +593,7 @@ impl Validate for SkyConfig {
             .validate()
             .map_err(|e| e.within("artefacts"))?;
         count("injections", self.injections.len())?;
-        let psf = PsfModel::new(&self.psf, self.pixel_scale);
+        let psf = self.psf_model();
         let extent = |r_half_arcsec: f64| SERSIC_TRUNCATION * r_half_arcsec / self.pixel_scale;
         check_render_extent("galaxies.r_half", extent(self.galaxies.r_half[1]), &psf)?;
         for (i, inj) in self.injections.iter().enumerate() {
@@ -594,6 +608,12 @@ impl Validate for SkyConfig {
 }
 
 impl SkyConfig {
+    /// The PSF in pixel units, elliptical if `psf_ellipticity` > 0.
+    pub(crate) fn psf_model(&self) -> PsfModel {
+        PsfModel::new(&self.psf, self.pixel_scale)
+            .with_ellipticity(self.psf_ellipticity, self.psf_angle)
+    }
+
     /// The field's WCS: `cd` if given, else from `pixel_scale` and `rotation`; `crpix` if given,
     /// else the image centre.
     pub fn wcs(&self) -> TanWcs {

@@ -140,7 +140,7 @@ impl Renderer {
                 let oy = off(b) * h;
                 for a in 0..n {
                     let ox = off(a) * h;
-                    let v = self.psf.density(ox * ox + oy * oy);
+                    let v = self.psf.density(self.psf.r2(ox, oy));
                     grid[b * n + a].re = v;
                     total += v;
                 }
@@ -171,7 +171,7 @@ impl Renderer {
         F: Fn(f64, f64, f64) -> f64,
     {
         let s = self.s;
-        let (n, m) = grid_dims(extent, self.psf.radius, s);
+        let (n, m) = grid_dims(extent, self.psf.extent, s);
         let h = 1.0 / s as f64;
         let x0 = xc.round() as i64 - (m / 2) as i64;
         let y0 = yc.round() as i64 - (m / 2) as i64;
@@ -260,7 +260,7 @@ pub(crate) fn check_render_extent(
     extent_px: f64,
     psf: &PsfModel,
 ) -> Result<(), ConfigError> {
-    let n = grid_dims(extent_px, psf.radius, psf.oversample()).0;
+    let n = grid_dims(extent_px, psf.extent, psf.oversample()).0;
     if n > 1 << MAX_LOG2_GRID {
         return Err(ConfigError::at(
             name,

@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use super::catalog::{bbox_around, Entry, SkyCatalog, SourceClass};
 use super::config::{imaging_cards, log_uniform, mag_of_flux, uniform, Injection, SkyConfig};
 use super::detector::{bleed_columns, gaussian_in_place, poisson_in_place, CosmicRay};
-use super::psf::PsfModel;
 use super::render::{Renderer, Stamp};
 use super::sersic::Sersic;
 use super::wcs::TanWcs;
@@ -57,6 +56,18 @@ impl SkyField {
             ),
         ];
         cards.extend(imaging_cards(&c.noise, c.zeropoint, c.pixel_scale, &c.psf));
+        if c.psf_ellipticity > 0.0 {
+            cards.push(card(
+                "PSF_ELL",
+                CardValue::Float(c.psf_ellipticity),
+                "PSF ellipticity 1 - b/a",
+            ));
+            cards.push(card(
+                "PSF_PA",
+                CardValue::Float(c.psf_angle),
+                "[deg] PSF major axis from +x towards +y",
+            ));
+        }
         let n = |cls| Int(self.catalog.count(cls) as i64);
         cards.extend([
             card("SEED", seed_card(c.seed), "simulation seed"),
@@ -234,7 +245,7 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
     let noise = &cfg.noise;
     let gain = noise.gain;
     let sky_adu = noise.sky_adu();
-    let renderer = Renderer::new(PsfModel::new(&cfg.psf, cfg.pixel_scale));
+    let renderer = Renderer::new(cfg.psf_model());
     let fwhm = renderer.psf.fwhm;
 
     let specs = draw_sources(cfg);
