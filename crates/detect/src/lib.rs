@@ -86,6 +86,7 @@ pub mod predict;
 pub mod psf;
 pub mod report;
 pub mod resample;
+pub mod stargal;
 #[cfg(test)]
 mod test_util;
 
