@@ -32,7 +32,7 @@ use crate::dataset::{truth_objects, DataConfig, Imager};
 use crate::detector::Detector;
 use crate::error::{DetectError, Result};
 use crate::measure::MeasureConfig;
-use crate::metrics::{match_by_distance, DetectedObject, EvalConfig};
+use crate::metrics::{DetectedObject, EvalConfig, TruthObject};
 use crate::predict::PredictConfig;
 
 /// How the operating point is chosen (`[calibrate]`).
@@ -185,7 +185,7 @@ fn run_field(
     let dets: Vec<DetectedObject> = objects.iter().map(DetectedObject::from).collect();
     let truth = truth_objects(&field.catalog);
     let fwhm = imager.psf_fwhm_pixels();
-    let (dm, _) = match_by_distance(&dets, &truth, eval.match_radius.max(fwhm));
+    let dm = match_by_score(&dets, &truth, eval.match_radius.max(fwhm));
     let counted = |t: usize| !truth[t].artefact && truth[t].snr >= eval.min_snr;
     Ok(FieldRun {
         seed: sky.seed,
@@ -198,6 +198,35 @@ fn run_field(
             .collect(),
         n_counted: (0..truth.len()).filter(|&t| counted(t)).count(),
     })
+}
+
+/// For each detection, the truth object it matches when detections claim the nearest
+/// unclaimed truth object within `radius` in order of decreasing score (as precision–recall
+/// curves match): a detection's status then depends only on better-scored ones, so the
+/// matches at any threshold above the collection threshold are these. (Matching by distance
+/// alone, as [`crate::metrics::match_by_distance`] does for one catalogue, would let a
+/// low-scored duplicate that will be cut take the match from the detection that stays.)
+fn match_by_score(
+    dets: &[DetectedObject],
+    truth: &[TruthObject],
+    radius: f64,
+) -> Vec<Option<usize>> {
+    let mut order: Vec<usize> = (0..dets.len()).collect();
+    order.sort_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score).then(a.cmp(&b)));
+    let mut taken = vec![false; truth.len()];
+    let mut out = vec![None; dets.len()];
+    for d in order {
+        let best = (0..truth.len())
+            .filter(|&t| !taken[t])
+            .map(|t| (truth[t].distance(dets[d].x, dets[d].y), t))
+            .filter(|&(r, _)| r as f64 <= radius)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, t)) = best {
+            taken[t] = true;
+            out[d] = Some(t);
+        }
+    }
+    out
 }
 
 /// One calibration field's detections and truth, matched.

@@ -20,7 +20,7 @@
 //! let star = MeasuredObject {
 //!     x: 10.5, y: 20.25, ra: f64::NAN, dec: f64::NAN,
 //!     bbox: BBox::new(8.0, 18.0, 13.0, 23.0),
-//!     class: 0, score: 0.9, flux: 1200.0, flux_err: 40.0,
+//!     class: 0, score: 0.9, flux: 1200.0, flux_err: 40.0, point_source: None,
 //! };
 //! let (df, meta) = catalog_frame(&[star], &["star".to_string()], None);
 //! let x = df.column("x").unwrap().f64().unwrap().get(0);
@@ -101,8 +101,8 @@ pub fn read_image(path: &Path, hdu: &str) -> Result<(Array2<f32>, Header)> {
     Ok((image, header))
 }
 
-/// Read a table: Parquet (by the extension `.parquet` or `.pq`), else FITS, HDU `hdu` (an
-/// index or an EXTNAME; empty: the first extension).
+/// Read a table: Parquet (by the extension `.parquet` or `.pq`), CSV with a header row
+/// (`.csv`), else FITS, HDU `hdu` (an index or an EXTNAME; empty: the first extension).
 pub fn read_table(path: &Path, hdu: &str) -> Result<DataFrame> {
     let ext = path
         .extension()
@@ -111,6 +111,9 @@ pub fn read_table(path: &Path, hdu: &str) -> Result<DataFrame> {
         .to_ascii_lowercase();
     if ext == "parquet" || ext == "pq" {
         return Ok(deepsky_io::tabular::read_parquet(path)?);
+    }
+    if ext == "csv" {
+        return Ok(deepsky_io::tabular::read_csv(path)?);
     }
     let mut f = FitsReader::open(path)?;
     let sel = if hdu.is_empty() {
@@ -279,7 +282,8 @@ pub fn read_detections(path: &Path) -> Result<Vec<DetectedObject>> {
 
 /// The catalogue as a DataFrame, one row per object in the given order, with its column
 /// metadata (units and descriptions): `id`, `x`, `y` (FITS 1-based), `ra`, `dec`, `box_*`,
-/// `class`, `class_id`, `score`, `flux_aper`, `flux_aper_err`, `snr_aper`, and `truth_id` when
+/// `class`, `class_id`, `score`, `flux_aper`, `flux_aper_err`, `snr_aper`, `class_star`,
+/// `spread_model`, `spread_model_err` (the point-source test), and `truth_id` when
 /// `truth_ids` are given (the matched truth row, -1 for none).
 pub fn catalog_frame(
     rows: &[MeasuredObject],
@@ -311,6 +315,18 @@ pub fn catalog_frame(
         Column::new("flux_aper".into(), f(&|r| r.flux)),
         Column::new("flux_aper_err".into(), f(&|r| r.flux_err)),
         Column::new("snr_aper".into(), f(&|r| r.snr())),
+        Column::new(
+            "class_star".into(),
+            f(&|r| r.point_source.map_or(f64::NAN, |p| p.class_star)),
+        ),
+        Column::new(
+            "spread_model".into(),
+            f(&|r| r.point_source.map_or(f64::NAN, |p| p.spread)),
+        ),
+        Column::new(
+            "spread_model_err".into(),
+            f(&|r| r.point_source.map_or(f64::NAN, |p| p.spread_err)),
+        ),
     ];
     if let Some(t) = truth_ids {
         cols.push(Column::new("truth_id".into(), t.to_vec()));
@@ -341,6 +357,24 @@ pub fn catalog_frame(
         m("adu", "1-sigma error of flux_aper"),
     );
     meta.insert("snr_aper".into(), m("", "flux_aper / flux_aper_err"));
+    meta.insert(
+        "class_star".into(),
+        m(
+            "",
+            "point-source test against the image PSF: >0.5 point source, <0.5 resolved, 0.5 undecided, NaN not tested",
+        ),
+    );
+    meta.insert(
+        "spread_model".into(),
+        m(
+            "",
+            "width relative to the PSF: ~0 point source, >0 resolved",
+        ),
+    );
+    meta.insert(
+        "spread_model_err".into(),
+        m("", "1-sigma error of spread_model"),
+    );
     meta.insert("truth_id".into(), m("", "matched truth row id (-1: none)"));
     (df, meta)
 }
@@ -501,6 +535,7 @@ mod tests {
             score,
             flux: 1000.0,
             flux_err: 50.0,
+            point_source: None,
         }
     }
 

@@ -112,6 +112,8 @@ pub struct DetectConfig {
     pub predict: PredictConfig,
     /// Positions and fluxes.
     pub photometry: MeasureConfig,
+    /// Star/galaxy by the point-source test against the image's PSF.
+    pub star_galaxy: crate::stargal::StarGalaxyConfig,
     /// The classical baseline run beside the network when a truth catalogue is given.
     pub baseline: ClassicalConfig,
     /// Matching to the truth.
@@ -148,6 +150,9 @@ impl Validate for DetectConfig {
         self.calibrate
             .validate()
             .map_err(|e| e.within("calibrate"))?;
+        self.star_galaxy
+            .validate()
+            .map_err(|e| e.within("star_galaxy"))?;
         self.output.validate().map_err(|e| e.within("output"))
     }
 }

@@ -87,6 +87,10 @@ pub struct DomainRandomisation {
     pub sky_subtracted_fraction: f64,
     /// Factor on `sky.n_stars` and `sky.n_galaxies` (log-uniform): sparse to crowded fields.
     pub density: [f64; 2],
+    /// Slope of the galaxies' magnitude counts, `dN/dm ∝ 10^(slope·m)` (uniform): flat slopes
+    /// give many bright, large galaxies, whose outskirts a detector must not shred into
+    /// several sources; steep ones mostly faint galaxies.
+    pub galaxy_slope: [f64; 2],
     /// Matched-filter S/N of a point source of magnitude `sky.stars.max` (log-uniform): sets
     /// each field's exposure time, so that the faint end of the source counts is always near
     /// the detection limit whatever the PSF and the noise.
@@ -106,6 +110,7 @@ impl Default for DomainRandomisation {
             read_noise: [2.0, 15.0],
             sky_subtracted_fraction: 0.3,
             density: [0.5, 3.0],
+            galaxy_slope: [0.1, 0.4],
             faint_star_snr: [2.0, 8.0],
         }
     }
@@ -138,6 +143,12 @@ impl Validate for DomainRandomisation {
         positive_range("read_noise", self.read_noise)?;
         positive_range("density", self.density)?;
         positive_range("faint_star_snr", self.faint_star_snr)?;
+        ensure(
+            self.galaxy_slope[0] <= self.galaxy_slope[1]
+                && self.galaxy_slope.iter().all(|v| v.is_finite()),
+            "galaxy_slope",
+            "must be [lo, hi] with lo <= hi",
+        )?;
         for (k, f) in [
             ("gaussian_fraction", self.gaussian_fraction),
             ("sky_subtracted_fraction", self.sky_subtracted_fraction),
@@ -199,6 +210,7 @@ impl DomainRandomisation {
         let angle = uniform([0.0, 180.0]);
         let gaussian = uniform([0.0, 1.0]) < self.gaussian_fraction;
         let sky_subtracted = uniform([0.0, 1.0]) < self.sky_subtracted_fraction;
+        let galaxy_slope = uniform(self.galaxy_slope);
 
         let mut sky = base.clone();
         sky.seed = field_seed;
@@ -226,6 +238,7 @@ impl DomainRandomisation {
         sky.saturation = sky.saturation.max(4.0 * sky.noise.sky_adu());
         sky.n_stars = (base.n_stars as f64 * density).round() as usize;
         sky.n_galaxies = (base.n_galaxies as f64 * density).round() as usize;
+        sky.galaxies.magnitudes.slope = galaxy_slope;
         // Exposure: a point source of magnitude `stars.max` at matched-filter S/N `faint_snr`,
         // for a Gaussian PSF of this FWHM on this sky: S/N = F / (σ_pix · sqrt(4π) · σ_psf).
         let sigma_psf = fwhm_px / 2.354_820_045;

@@ -155,6 +155,7 @@ mod tests {
             score: 0.5,
             flux: 100.0,
             flux_err: 10.0,
+            point_source: None,
         }
     }
 

@@ -340,6 +340,20 @@ pub struct MeasuredObject {
     pub flux: f64,
     /// Its 1σ error, ADU.
     pub flux_err: f64,
+    /// The point-source test against the image's PSF ([`crate::stargal`]), when it ran.
+    pub point_source: Option<PointSourceTest>,
+}
+
+/// The point-source test of a measured object ([`crate::stargal::apply`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointSourceTest {
+    /// SExtractor-like CLASS_STAR: > 0.5 consistent with the PSF, < 0.5 resolved, 0.5
+    /// undecided.
+    pub class_star: f64,
+    /// SPREAD_MODEL-like width statistic (~0 for point sources, > 0 resolved).
+    pub spread: f64,
+    /// Its 1σ error.
+    pub spread_err: f64,
 }
 
 impl MeasuredObject {
@@ -418,6 +432,7 @@ pub fn measure(
                 score: d.score as f64,
                 flux,
                 flux_err,
+                point_source: None,
             }
         })
         .collect()

@@ -293,6 +293,19 @@ pub struct PredictSummary {
     /// Shards merged (`detect merge`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_shards: Option<usize>,
+    /// The score threshold used and where it came from (`config`, `calibrated`: the model's
+    /// operating point, `fallback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_threshold: Option<ScoreThreshold>,
+}
+
+/// The score threshold of a `detect predict` run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreThreshold {
+    /// The threshold.
+    pub value: f32,
+    /// Where it came from.
+    pub source: crate::predict::ThresholdSource,
 }
 
 /// The `report.json` of `detect predict` and `detect merge`: the summary and, for a one-image
@@ -343,6 +356,7 @@ impl PredictReport {
                 truth: None,
                 shard: None,
                 merged_shards: None,
+                score_threshold: None,
             },
             evaluation: None,
         }
@@ -376,9 +390,11 @@ impl PredictReport {
             )));
         }
         let count = shards.len();
+        let threshold = first.score_threshold;
         let records = shards.into_iter().flat_map(|r| r.summary.images).collect();
         let mut merged = Self::summarise(records, total > 1, Path::new(&model), &classes, total);
         merged.summary.merged_shards = Some(count);
+        merged.summary.score_threshold = threshold;
         Ok(merged)
     }
 
@@ -603,6 +619,7 @@ mod tests {
                 score: 0.5,
                 flux: 1.0,
                 flux_err: 1.0,
+                point_source: None,
             })
             .collect();
         let bkg = Background::constant((100, 200), 10.0, 2.0);
@@ -743,6 +760,7 @@ mod tests {
             score: 0.9,
             flux: 4000.0,
             flux_err: 100.0,
+            point_source: None,
         };
         let eval = EvalConfig::default();
         let baseline = ClassicalConfig::default();

@@ -87,6 +87,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::background::Background;
 use crate::classes::{source_class, SourceClass};
+use crate::measure::{MeasuredObject, PointSourceTest};
 use crate::psf::PsfMeasurement;
 
 /// FWHM of a Gaussian in units of its σ, `2·sqrt(2 ln 2)`.
@@ -293,6 +294,47 @@ pub fn relabel(class_names: &[String], current: usize, score: &PointSourceScore)
         .iter()
         .position(|n| n == want.name())
         .unwrap_or(current)
+}
+
+/// The point-source test on measured `objects` that the detector called star or galaxy (the
+/// others are left alone and keep no test), relabelling those it decides ([`relabel`]) and
+/// recording each test in [`MeasuredObject::point_source`]. Returns the shared calibration.
+/// Does nothing when `cfg.enabled` is false.
+pub fn apply(
+    objects: &mut [MeasuredObject],
+    image: ArrayView2<f32>,
+    bkg: &Background,
+    psf: &PsfProfile,
+    class_names: &[String],
+    cfg: &StarGalaxyConfig,
+) -> Option<PointSourceScores> {
+    if !cfg.enabled {
+        return None;
+    }
+    let is_source = |o: &MeasuredObject| {
+        class_names
+            .get(o.class)
+            .and_then(|n| source_class(n))
+            .is_some_and(|c| matches!(c, SourceClass::Star | SourceClass::Galaxy))
+    };
+    let tested: Vec<usize> = (0..objects.len())
+        .filter(|&i| is_source(&objects[i]))
+        .collect();
+    let positions: Vec<(f64, f64)> = tested
+        .iter()
+        .map(|&i| (objects[i].x, objects[i].y))
+        .collect();
+    let scores = point_source_scores(image, bkg, &positions, psf, cfg);
+    for (&i, sc) in tested.iter().zip(&scores.scores) {
+        let o = &mut objects[i];
+        o.class = relabel(class_names, o.class, sc);
+        o.point_source = Some(PointSourceTest {
+            class_star: sc.class_star,
+            spread: sc.spread,
+            spread_err: sc.spread_err,
+        });
+    }
+    Some(scores)
 }
 
 /// Half-side of the stamp the sums run over: two FWHMs, at least 3 pixels.

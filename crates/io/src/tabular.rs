@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use polars_io::csv::read::CsvReadOptions;
 use polars_io::csv::write::CsvWriter;
 use polars_io::parquet::read::ParquetReader;
 use polars_io::parquet::write::ParquetWriter;
@@ -70,6 +71,27 @@ pub fn read_parquet(path: impl AsRef<Path>) -> Result<DataFrame> {
     })
 }
 
+/// Read a CSV file with a header row (as [`write_csv`] writes it, or a spreadsheet exports
+/// it). Lines starting with `#` are comments; column types are inferred from every row, so a
+/// column that turns fractional far down is still read as floats.
+pub fn read_csv(path: impl AsRef<Path>) -> Result<DataFrame> {
+    let path = path.as_ref();
+    std::fs::metadata(path).map_err(|e| IoError::from_std(path, e))?;
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .map_parse_options(|o| o.with_comment_prefix(Some("#")))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .map_err(|e| {
+            IoError::new(
+                path,
+                ErrorKind::Corrupt,
+                format!("not a readable CSV file: {e}"),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,9 +105,20 @@ mod tests {
         assert_eq!(back.shape(), (3, 3));
         assert_eq!(back.column("id").unwrap().i64().unwrap().get(2), Some(3));
         let c = write_csv(dir.path().join("t.csv"), &df).unwrap();
-        let text = std::fs::read_to_string(c).unwrap();
+        let text = std::fs::read_to_string(&c).unwrap();
         assert_eq!(text.lines().next(), Some("id,score,name"));
         assert_eq!(text.lines().count(), 4);
+        let back = read_csv(&c).unwrap();
+        assert_eq!(back.shape(), (3, 3));
+        assert_eq!(back.column("id").unwrap().i64().unwrap().get(1), Some(2));
+        assert_eq!(
+            back.column("name").unwrap().str().unwrap().get(2),
+            Some("c")
+        );
+        assert!(read_csv(dir.path().join("missing.csv"))
+            .unwrap_err()
+            .to_string()
+            .contains("missing.csv"));
         assert!(read_parquet(dir.path().join("t.csv"))
             .unwrap_err()
             .to_string()

@@ -8,8 +8,10 @@ use std::time::Instant;
 use deepsky_detect::config::DetectConfig;
 use deepsky_detect::measure::MeasuredObject;
 use deepsky_detect::metrics::TruthObject;
-use deepsky_detect::report::{ImageRecord, PredictReport, PredictTiming, TruthReport};
-use deepsky_detect::{catalog, figures, measure, predict, psf, Detector};
+use deepsky_detect::report::{
+    ImageRecord, PredictReport, PredictTiming, ScoreThreshold, TruthReport,
+};
+use deepsky_detect::{catalog, figures, measure, predict, psf, stargal, Detector};
 use deepsky_io::wcs::Wcs;
 use deepsky_runtime::{Progress, RunError, Shard};
 
@@ -106,6 +108,8 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
     report.evaluation = evaluation;
     report.summary.truth = args.truth.as_ref().map(|t| t.display().to_string());
     report.summary.shard = (!shard.is_whole()).then(|| shard.to_string());
+    let (value, source) = cfg.predict.threshold_for(&det);
+    report.summary.score_threshold = Some(ScoreThreshold { value, source });
     frame.out.write_report(&report)?;
     eprintln!(
         "{} detections in {} image{}{}; catalogue in {}",
@@ -162,18 +166,20 @@ fn process_image(
         }
         e => detect_error(e),
     };
-    // The PSF: configured, from the header, or measured; the image is searched at the
-    // detector's trained PSF width.
-    // Needed only when resampling is on (`predict.psf_tolerance`); otherwise recorded when it
-    // can be found.
+    // The PSF: configured, from the header, or measured. Needed by the point-source test
+    // (`[star_galaxy]`) and by resampling (`predict.psf_tolerance`); with both off, recorded
+    // when it can be found.
     let given = (cfg.predict.psf_fwhm_pixels > 0.0).then_some(cfg.predict.psf_fwhm_pixels);
     let resolved = psf::resolve_fwhm(given, &header, image.view());
     let (fwhm, source) = match resolved {
         Ok((f, s)) => (f, Some(s)),
-        Err(e) if cfg.predict.psf_tolerance > 0.0 => return Err(for_image(e)),
+        // Resampling and the point-source test need the PSF.
+        Err(e) if cfg.predict.psf_tolerance > 0.0 || cfg.star_galaxy.enabled => {
+            return Err(for_image(e))
+        }
         Err(e) => {
             tracing::debug!(
-                "{}: PSF not known ({e}); not needed without resampling",
+                "{}: PSF not known ({e}); not needed with star_galaxy and resampling off",
                 path.display()
             );
             (0.0, None)
@@ -194,7 +200,7 @@ fn process_image(
     let t_net = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let bkg = &pred.background;
-    let objects = measure::measure(
+    let mut objects = measure::measure(
         image.view(),
         bkg,
         &pred.detections,
@@ -203,6 +209,19 @@ fn process_image(
         gain,
         wcs.as_ref(),
     );
+    // Star or galaxy: a point source is one the image's own PSF fits, at any seeing.
+    if fwhm > 0.0 {
+        let psf = stargal::PsfProfile::from_fwhm(fwhm);
+        let sg = &cfg.star_galaxy;
+        if let Some(s) = stargal::apply(&mut objects, image.view(), bkg, &psf, classes, sg) {
+            tracing::debug!(
+                "{}: point-source test zero point {:.4} from {} bright objects",
+                path.display(),
+                s.zero_point,
+                s.locus_objects
+            );
+        }
+    }
     let t_measure = t2.elapsed().as_secs_f64();
     let megapixels = (h * w) as f64 / 1e6;
     let timing = PredictTiming::new(megapixels, t_read, t_net, t_measure);
