@@ -77,6 +77,7 @@ pub mod dataset;
 pub mod detector;
 pub mod error;
 pub mod figures;
+pub mod labelled;
 pub mod loss;
 pub mod measure;
 pub mod metrics;
