@@ -59,6 +59,39 @@ pub struct DataConfig {
     /// Draw a different imager for every field (`[data.randomise]`); absent: every field is
     /// `sky`'s imager.
     pub randomise: Option<DomainRandomisation>,
+    /// Real images labelled by a catalogue (`[[data.images]]`), trained on beside the
+    /// simulated fields (or alone with `fields = 0`): crops, flips and rotations, but no flux
+    /// scaling and no added noise, since their noise is real.
+    pub images: Vec<LabelledImage>,
+}
+
+/// A real image and the catalogue of its sources (`[[data.images]]`), e.g. a single exposure
+/// labelled by a deeper coadd's catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledImage {
+    /// The FITS image.
+    pub image: std::path::PathBuf,
+    /// Its HDU (index or EXTNAME; empty: the primary, or the first extension when the primary
+    /// is empty).
+    #[serde(default)]
+    pub hdu: String,
+    /// The catalogue: FITS table, CSV or Parquet with x/y (FITS 1-based pixels) or RA/Dec
+    /// (degrees, through the image's WCS), optionally class and size.
+    pub catalog: std::path::PathBuf,
+    /// Which catalogue columns to use; absent: found by their usual names.
+    #[serde(default)]
+    pub columns: crate::labelled::CatalogColumns,
+    /// The image's PSF FWHM, pixels; absent: from the header, else measured.
+    #[serde(default)]
+    pub psf_fwhm_pixels: Option<f64>,
+    /// Times the image is sampled per epoch, relative to one simulated field's crops.
+    #[serde(default = "one")]
+    pub weight: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The ranges of imager properties drawn per training field (`[data.randomise]`). Ranges
@@ -265,6 +298,7 @@ impl Default for DataConfig {
             field_seed: 10_000,
             sky: SkyConfig::default(),
             randomise: None,
+            images: Vec::new(),
         }
     }
 }
@@ -273,8 +307,25 @@ impl Validate for DataConfig {
     /// Range checks, keys relative to the `[data]` section.
     fn validate(&self) -> std::result::Result<(), ConfigError> {
         let bad = |k: &str, m: &str| Err(ConfigError::at(k, m));
-        if self.fields == 0 {
-            return bad("fields", "must be at least 1");
+        if self.fields == 0 && self.images.is_empty() {
+            return bad(
+                "fields",
+                "must be at least 1 (or give labelled images in [[data.images]])",
+            );
+        }
+        for (i, im) in self.images.iter().enumerate() {
+            if im.weight == 0 {
+                return bad(&format!("images[{i}].weight"), "must be at least 1");
+            }
+            if im
+                .psf_fwhm_pixels
+                .is_some_and(|f| !(f.is_finite() && f > 0.0))
+            {
+                return bad(
+                    &format!("images[{i}].psf_fwhm_pixels"),
+                    "must be a positive number of pixels",
+                );
+            }
         }
         if self.crops_per_field == 0 {
             return bad("crops_per_field", "must be at least 1");
@@ -330,7 +381,8 @@ impl DataConfig {
     }
 }
 
-/// A simulated field ready for cropping.
+/// A simulated field (or a labelled real image) ready for cropping.
+#[derive(Clone)]
 pub struct Field {
     /// Expected counts in ADU, sky included, no noise.
     pub expected: Array2<f32>,
@@ -342,6 +394,9 @@ pub struct Field {
     pub saturation: f32,
     /// Whether the sky level is subtracted after the noise is drawn.
     pub sky_subtracted: bool,
+    /// A real image (`expected` holds its pixels, noise included): cropped, flipped and
+    /// rotated only.
+    pub real: bool,
 }
 
 /// The training fields and how to draw examples from them.
@@ -405,9 +460,45 @@ impl TrainData {
                     noise: sky.noise,
                     saturation: sky.saturation as f32,
                     sky_subtracted: imager.sky_subtracted,
+                    real: false,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut fields = fields;
+        let classes = &crate::model::DetectorConfig::default().classes;
+        for im in &cfg.images {
+            let (image, _, truth) = crate::labelled::labelled_truth_from_files(
+                &im.image,
+                &im.hdu,
+                &im.catalog,
+                &im.columns,
+                classes,
+                im.psf_fwhm_pixels,
+            )?;
+            let (h, w) = image.dim();
+            if h < cfg.crop || w < cfg.crop {
+                return Err(DetectError::Input(format!(
+                    "{}: {w}x{h} pixels, smaller than the training crop ({}); set data.crop",
+                    im.image.display(),
+                    cfg.crop
+                )));
+            }
+            tracing::info!(
+                "{}: {} labelled sources from {}",
+                im.image.display(),
+                truth.len(),
+                im.catalog.display()
+            );
+            let field = Field {
+                expected: image.mapv(|v| if v.is_finite() { v } else { 0.0 }),
+                truth,
+                noise: NoiseConfig::default(),
+                saturation: f32::INFINITY,
+                sky_subtracted: false,
+                real: true,
+            };
+            fields.extend(std::iter::repeat_with(|| field.clone()).take(im.weight));
+        }
         Ok(TrainData {
             fields,
             cfg: cfg.clone(),
@@ -445,13 +536,20 @@ impl TrainData {
         let (gain, rn) = (noise.gain as f32, (noise.read_noise / noise.gain) as f32);
         let sat = field.saturation;
         let crop = field.expected.slice(s![r0..r0 + n, c0..c0 + n]);
+        // A real image has its own noise and its sources their own fluxes: it is cropped as
+        // it is.
+        let scale = if field.real { 1.0 } else { scale };
         let mut img = crop.mapv(|v| sky + scale as f32 * (v - sky));
-        for v in img.iter_mut() {
-            let var = v.max(0.0) / gain + rn * rn;
-            let z: f32 = StandardNormal.sample(&mut rng);
-            *v = (*v + var.sqrt() * z).min(sat);
-            if field.sky_subtracted {
-                *v -= sky;
+        if field.real {
+            img.assign(&crop);
+        } else {
+            for v in img.iter_mut() {
+                let var = v.max(0.0) / gain + rn * rn;
+                let z: f32 = StandardNormal.sample(&mut rng);
+                *v = (*v + var.sqrt() * z).min(sat);
+                if field.sky_subtracted {
+                    *v -= sky;
+                }
             }
         }
         let image = self.pre.normalise(img.view())?;
