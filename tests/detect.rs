@@ -366,13 +366,30 @@ fn tiny_images_are_refused_clearly_and_small_ones_searched() {
         "-o",
         o,
     ]));
-    // Without resampling the PSF is not needed: the noise image is searched as it is.
+    // The point-source test needs the PSF too: without it and without resampling, the same
+    // one-line error; with the test off the noise image is searched as it is.
+    let f = deepsky(&[
+        "detect",
+        "predict",
+        "--input",
+        small.to_str().unwrap(),
+        "-o",
+        o,
+    ]);
+    assert_eq!(f.status.code(), Some(2), "{}", stderr(&f));
+    assert!(
+        stderr(&f).contains("predict.psf_fwhm_pixels"),
+        "{}",
+        stderr(&f)
+    );
     ok(&deepsky(&[
         "detect",
         "predict",
         "-q",
         "--input",
         small.to_str().unwrap(),
+        "--set",
+        "star_galaxy.enabled=false",
         "-o",
         o,
     ]));

@@ -572,12 +572,15 @@ mod tests {
         assert_eq!(ints(&df, "id"), [1, 2]);
         assert_eq!(strings(&df, "class"), ["star", "galaxy"]);
         assert_eq!(ints(&df, "truth_id"), [3, -1]);
+        // Not tested against the PSF: NaN.
+        assert!(f("class_star").iter().all(|v| v.is_nan()));
+        assert!(meta.contains_key("spread_model_err"));
         assert_eq!(meta["class"].description.as_deref(), Some("star, galaxy"));
         let (df, meta) = with_image_column(df, meta, vec!["a.fits".into(), "b.fits".into()]);
         assert_eq!(df.get_column_names()[1].as_str(), "image");
         assert!(meta.contains_key("image"));
         let (empty, _) = catalog_frame(&[], &classes(), None);
-        assert_eq!((empty.height(), empty.width()), (0, 15));
+        assert_eq!((empty.height(), empty.width()), (0, 18));
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub struct InputConfig {
     pub hdu: String,
     /// Trained model directory (model.json + model.safetensors) used by `predict`; relative
     /// paths are relative to the working directory. The bundled one is trained on simulated
-    /// 0.4″/pixel fields with 1″ seeing.
+    /// fields of many imagers (PSF 1.5–8 pixels, 0.15–0.6″ pixels; `trained_on` in its
+    /// model.json).
     pub model: PathBuf,
     /// Truth catalogue HDU (`--truth`).
     pub truth_hdu: String,

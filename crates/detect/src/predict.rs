@@ -51,14 +51,14 @@ pub struct PredictConfig {
     pub orientations: usize,
     /// The image's PSF FWHM in pixels; 0 = find it: from the header (PSF_FWHM, SEEING, FWHM …
     /// with the WCS pixel scale), else measured from the image's isolated unsaturated stars.
-    /// An image whose PSF differs from the one the detector was trained on by more than
-    /// `psf_tolerance` is resampled to it, and the detections are mapped back.
+    /// Used by the point-source test (`[star_galaxy]`) and by resampling (`psf_tolerance`).
     pub psf_fwhm_pixels: f64,
-    /// Resample images whose PSF differs from the trained one by more than this ratio (e.g.
-    /// 1.2: beyond ±20 %); 0 = never (the default). Off by default because it was measured to
-    /// hurt on GalSim fields (BENCHMARKS.md, issue 21): interpolated and fractionally binned
-    /// pixels have correlated noise, which the network, trained on white noise, takes for
-    /// faint sources (purity 0.82 → 0.33 on 2-pixel seeing upsampled by 1.25).
+    /// Resample images whose PSF lies outside the detector's trained range (`trained_on` in
+    /// model.json; 1.5–8 px for the bundled model) by more than this ratio to the nearest end
+    /// of the range, and map the detections back; 0 = never (the default). Off by default
+    /// because resampling was measured to hurt on GalSim fields with a one-PSF model
+    /// (BENCHMARKS.md, issue 21): interpolated pixels have correlated noise, which the
+    /// network, trained on white noise, takes for faint sources.
     pub psf_tolerance: f64,
 }
 
@@ -96,7 +96,7 @@ impl Default for PredictConfig {
             overlap: 32,
             batch: 1,
             score_threshold: None,
-            iou_threshold: 0.5,
+            iou_threshold: 0.3,
             orientations: 1,
             psf_fwhm_pixels: 0.0,
             psf_tolerance: 0.0,
@@ -511,6 +511,16 @@ pub fn predict(
                 {
                     continue;
                 }
+                // A box centred on missing data (NaN or masked) has nothing to measure: the
+                // network sees such regions as flat background, and their edges can look like
+                // sources.
+                let (pr, pc) = (
+                    (cy.max(0.0) as usize).min(h - 1),
+                    (cx.max(0.0) as usize).min(w - 1),
+                );
+                if !image[[pr, pc]].is_finite() || mask.is_some_and(|m| m[[pr, pc]]) {
+                    continue;
+                }
                 local.push(Scored {
                     bbox: bbox.clipped(w as f32, h as f32),
                     class,
@@ -613,64 +623,78 @@ mod masked_tests {
         }
     }
 
-    /// With resampling on, a field whose PSF is twice the trained width is searched resampled
-    /// by 1/2: the bright
-    /// stars are found, with boxes in the image's own pixels; within the tolerance the call is
-    /// exactly `predict`.
+    /// With resampling on, a field whose PSF (10 px) lies beyond the trained range (1.5–8 px)
+    /// is searched resampled to the range's end: the bright stars are found, with boxes in the
+    /// image's own pixels; within the range the call is exactly `predict`.
     #[test]
     fn a_wide_psf_is_searched_at_the_trained_width_with_boxes_in_image_pixels() {
         use deepsky_sim::sky::{Psf, SourceClass};
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
         let det = Detector::load(&dir, &Device::Cpu).unwrap();
-        assert_eq!(det.card().trained_on.psf_fwhm_pixels, 2.5);
-        // 2.0 arcsec at 0.4 arcsec per pixel: 5 pixels.
+        assert_eq!(det.card().trained_on.fwhm_range(), [1.5, 8.0]);
+        // 4.0 arcsec at 0.4 arcsec per pixel: 10 pixels.
         let sky = deepsky_sim::sky::SkyConfig {
             width: 256,
             height: 256,
             seed: 21,
             psf: Psf::Moffat {
-                fwhm: 2.0,
+                fwhm: 4.0,
                 beta: 3.0,
             },
+            n_stars: 80,
+            n_galaxies: 40,
             ..Default::default()
         };
         let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
         let off = PredictConfig::default();
         let (_, used) =
-            predict_at_psf(&det, field.image.view(), None, &off, 5.0, &mut |_, _| true).unwrap();
+            predict_at_psf(&det, field.image.view(), None, &off, 10.0, &mut |_, _| true).unwrap();
         assert_eq!(used.resample_scale, 1.0, "resampling is off by default");
         let cfg = PredictConfig {
             psf_tolerance: 1.2,
             ..Default::default()
         };
         let (found, used) =
-            predict_at_psf(&det, field.image.view(), None, &cfg, 5.0, &mut |_, _| true).unwrap();
-        assert_eq!(used.resample_scale, 0.5);
+            predict_at_psf(&det, field.image.view(), None, &cfg, 10.0, &mut |_, _| true).unwrap();
+        assert!((used.resample_scale - 0.8).abs() < 1e-12, "{used:?}");
+        assert_eq!(used.trained_fwhm_pixels, 8.0);
         assert_eq!(found.background.level.dim(), (256, 256));
         let c = &field.catalog;
         let bright: Vec<(f64, f64)> = (0..c.x.len())
             .filter(|&i| c.class[i] == SourceClass::Star && c.snr[i] > 100.0 && !c.saturated[i])
             .map(|i| (c.x[i] - 0.5, c.y[i] - 0.5))
-            .filter(|&(x, y)| (8.0..248.0).contains(&x) && (8.0..248.0).contains(&y))
+            .filter(|&(x, y)| (16.0..240.0).contains(&x) && (16.0..240.0).contains(&y))
             .collect();
         assert!(bright.len() >= 3, "{} bright stars", bright.len());
-        for (x, y) in &bright {
-            let nearest = found
-                .detections
-                .iter()
+        let near = |dets: &[Scored], x: f64, y: f64| {
+            dets.iter()
                 .map(|d| {
                     let (cx, cy) = d.bbox.centre();
                     ((cx as f64 - x).powi(2) + (cy as f64 - y).powi(2)).sqrt()
                 })
-                .fold(f64::INFINITY, f64::min);
-            assert!(
-                nearest < 1.5,
-                "star at ({x:.1}, {y:.1}): nearest box centre {nearest:.2} px away"
-            );
-        }
-        // 2.7 px is within 20 % of 2.5: searched as it is, exactly as predict does.
+                .fold(f64::INFINITY, f64::min)
+        };
+        let hits = bright
+            .iter()
+            .filter(|&&(x, y)| near(&found.detections, x, y) < 3.0)
+            .count();
+        let (plain, _) =
+            predict_at_psf(&det, field.image.view(), None, &off, 10.0, &mut |_, _| true).unwrap();
+        let hits_plain = bright
+            .iter()
+            .filter(|&&(x, y)| near(&plain.detections, x, y) < 3.0)
+            .count();
+        eprintln!("resampled: {hits}, as is: {hits_plain} of {}", bright.len());
+        // Most of them, as searched without resampling (3 and 4 of 5 when written: a
+        // neighbour or a galaxy can take one, and resampled noise is correlated).
+        assert!(
+            hits * 5 >= bright.len() * 3 && hits + 1 >= hits_plain,
+            "{hits} of {} bright stars found",
+            bright.len()
+        );
+        // 9 px is within 20 % of the range's 8: searched as it is, exactly as predict does.
         let (same, used) =
-            predict_at_psf(&det, field.image.view(), None, &cfg, 2.7, &mut |_, _| true).unwrap();
+            predict_at_psf(&det, field.image.view(), None, &cfg, 9.0, &mut |_, _| true).unwrap();
         assert_eq!(used.resample_scale, 1.0);
         let plain = predict(&det, field.image.view(), None, &cfg, &mut |_, _| true).unwrap();
         assert_eq!(same.detections, plain.detections);

@@ -78,8 +78,15 @@ pub fn run(args: &TrainArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result
         .fit(&data, &cfg.assign, &cfg.loss, trainer)
         .map_err(common::nn_error)?;
     let t_train = t1.elapsed().as_secs_f64();
-    let point = super::calibrate::operating_point(&det, cfg)?;
-    det.set_operating_point(point);
+    match super::calibrate::operating_point(&det, cfg) {
+        Ok(point) => det.set_operating_point(point),
+        // A barely trained model may reach the purity at no threshold: it keeps none, and
+        // predict falls back to its default threshold.
+        Err(RunError::Failed(m)) if m.contains("no score threshold reaches purity") => {
+            tracing::warn!("{m}; the model is saved without an operating point")
+        }
+        Err(e) => return Err(e),
+    }
     let model_dir = frame.out.path("model");
     det.save(&model_dir).map_err(common::nn_error)?;
     frame.provenance.output("model/model.safetensors", "model");
