@@ -6,12 +6,18 @@
 //!   the asinh normalisation that turns a high-dynamic-range float image into network input.
 //! - [`model`]: the network (conv–BN–SiLU, C2f stages, a feature pyramid, anchor-free heads at
 //!   strides 4, 8 and 16); [`assign`]: task-aligned target assignment; [`loss`]: BCE + GIoU.
-//! - [`dataset`]: training examples cut from simulated fields with flips, rotations, flux
-//!   scaling and fresh noise; [`detector`]: a [`Detector`] (network, weights and model card),
-//!   trained through deepsky-nn's shared loop, saved and loaded.
+//! - [`dataset`]: training examples cut from simulated fields of randomised imagers (and from
+//!   labelled real images) with flips, rotations, flux scaling and fresh noise; [`detector`]:
+//!   a [`Detector`] (network, weights and model card), trained through deepsky-nn's shared
+//!   loop, saved and loaded.
 //! - [`predict`]: tiling with overlap, seams merged by responsibility and NMS ([`boxes`]).
 //! - [`measure`]: the measurement step (windowed centroid, aperture photometry
 //!   ([`photometry`]), S/N, sky position); [`classes`]: what the class names mean.
+//! - [`calibrate`]: the operating point — the score threshold that keeps a stated purity over
+//!   simulated fields of many imagers, stored in the model card as predict's default;
+//!   [`stargal`]: star or galaxy by a point-source test against the image's PSF ([`psf`]:
+//!   the PSF from the config, the header or the image's stars; [`resample`]: into the trained
+//!   range); [`labelled`]: a user's image and catalogue as truth, for training and evaluation.
 //! - [`classical`]: the classical baseline (matched filter, threshold, connected components,
 //!   deblending).
 //! - [`metrics`]: completeness, purity, F1 per S/N bin and mAP@0.5 against a truth catalogue.
