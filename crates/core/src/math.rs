@@ -128,9 +128,31 @@ pub fn normal_cdf(t: f64) -> f64 {
     0.5 * erfc(-t * FRAC_1_SQRT_2)
 }
 
+/// Median of `v` (the mean of the two middle values for even lengths; NaN for an empty slice),
+/// ordering values by [`f64::total_cmp`]. Reorders `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty_slices() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
 
     #[test]
     fn ln_gamma_matches_factorials_and_half_integers() {

@@ -677,13 +677,7 @@ fn robust_plane(map: &Array2<f64>) -> [f64; 3] {
 
 /// Median of a non-empty vector (mean of the two middle values for even lengths).
 fn median_of(mut v: Vec<f64>) -> f64 {
-    let n = v.len();
-    v.sort_unstable_by(f64::total_cmp);
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+    deepsky_core::math::median(&mut v)
 }
 
 /// Second derivatives of the natural cubic spline through `(xs, ys)` (zero at both ends).

@@ -32,7 +32,7 @@ use crate::dataset::{truth_objects, DataConfig, Imager};
 use crate::detector::Detector;
 use crate::error::{DetectError, Result};
 use crate::measure::MeasureConfig;
-use crate::metrics::{DetectedObject, EvalConfig, TruthObject};
+use crate::metrics::{ratio, DetectedObject, EvalConfig, TruthObject};
 use crate::predict::PredictConfig;
 
 /// How the operating point is chosen (`[calibrate]`).
@@ -248,7 +248,6 @@ impl FieldRun {
 
     /// The field's result at `threshold`.
     fn at(&self, threshold: f32) -> FieldPoint {
-        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
         let above = self.dets.iter().filter(|d| d.0 >= threshold);
         let (n, m) = above.fold((0, 0), |(n, m), d| (n + 1, m + d.1 as usize));
         FieldPoint {
@@ -274,7 +273,6 @@ pub fn calibrate(
     cfg: &CalibrateConfig,
     on_field: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<OperatingPoint> {
-    cfg.validate().map_err(|e| e.within("calibrate"))?;
     let imagers: Vec<Imager> = (0..cfg.fields)
         .map(|k| data.imager_of_seed(cfg.field_seed + k as u64))
         .collect();
@@ -321,7 +319,6 @@ pub fn calibrate_on(
             imagers.len()
         ))
     })?;
-    let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
     let (mut kept, mut matched, mut found, mut counted) = (0, 0, 0, 0);
     let per_field: Vec<FieldPoint> = runs.iter().map(|r| r.at(threshold)).collect();
     for (p, r) in per_field.iter().zip(&runs) {

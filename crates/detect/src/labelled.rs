@@ -58,6 +58,7 @@ use crate::catalog::{column_f64, read_image, read_table};
 use crate::classes::{source_class, SourceClass};
 use crate::error::{DetectError, Result};
 use crate::metrics::TruthObject;
+use crate::psf::GAUSS_FWHM;
 
 /// The configuration prefix of [`CatalogColumns`]' keys, named in error messages.
 pub const COLUMNS_OPTION: &str = "columns";
@@ -89,8 +90,6 @@ pub const CLASS_NAMES: &[&str] = &["class", "class_id", "type", "class_name"];
 /// See [`X_NAMES`]: the half-light radius column of deepsky's own truth catalogues.
 pub const SIZE_NAMES: &[&str] = &["r_half"];
 
-/// `FWHM / σ` of a Gaussian, `2·sqrt(2 ln 2)`; also `r_half / σ` of a Gaussian times 2.
-const GAUSS_FWHM: f64 = 2.354_820_045_030_949_3;
 /// Box half-size of a point source, in units of the PSF FWHM (the simulator's rule).
 pub const STAR_HALF_FWHM: f64 = 1.5;
 /// Largest box half-size of an extended source whose size is measured, in FWHM.

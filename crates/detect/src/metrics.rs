@@ -244,7 +244,7 @@ impl Evaluation {
     }
 }
 
-fn ratio(a: usize, b: usize) -> Option<f64> {
+pub(crate) fn ratio(a: usize, b: usize) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 

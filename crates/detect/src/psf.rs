@@ -75,7 +75,7 @@ const MAX_ELLIPTICITY: f64 = 0.5;
 /// practical purpose.
 const BETA_RANGE: (f64, f64) = (1.2, 100.0);
 /// FWHM of a Gaussian in units of its σ, `2·sqrt(2 ln 2)`.
-const GAUSS_FWHM: f64 = 2.354_820_045_030_949_3;
+pub(crate) const GAUSS_FWHM: f64 = 2.354_820_045_030_949_3;
 
 /// The PSF measured from an image's stars.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -781,18 +781,7 @@ fn stellar_locus(widths: &[f64], half_width: f64) -> Option<(f64, Vec<usize>)> {
 
 /// Median and median absolute deviation of a non-empty slice (NaN for an empty one).
 fn median_mad(values: &[f64]) -> (f64, f64) {
-    let median = |v: &mut Vec<f64>| -> f64 {
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v.sort_by(f64::total_cmp);
-        let k = v.len();
-        if k % 2 == 1 {
-            v[k / 2]
-        } else {
-            0.5 * (v[k / 2 - 1] + v[k / 2])
-        }
-    };
+    use deepsky_core::math::median;
     let mut v = values.to_vec();
     let med = median(&mut v);
     let mut dev: Vec<f64> = values.iter().map(|x| (x - med).abs()).collect();

@@ -88,10 +88,9 @@ use serde::{Deserialize, Serialize};
 use crate::background::Background;
 use crate::classes::{source_class, SourceClass};
 use crate::measure::{MeasuredObject, PointSourceTest};
-use crate::psf::PsfMeasurement;
+use crate::psf::{PsfMeasurement, GAUSS_FWHM};
+use deepsky_core::math::median;
 
-/// FWHM of a Gaussian in units of its σ, `2·sqrt(2 ln 2)`.
-const GAUSS_FWHM: f64 = 2.354_820_045_030_949_3;
 /// A measured Moffat index at or above this is a Gaussian for our purpose.
 const GAUSSIAN_BETA: f64 = 50.0;
 /// Bright objects used to find the stellar locus have a PSF-fit S/N of at least this.
@@ -641,20 +640,6 @@ fn locus_zero_point(raw: &[Raw], cfg: &StarGalaxyConfig) -> (f64, usize) {
         return (0.0, 0);
     }
     (centre, k)
-}
-
-/// Median of a non-empty slice (NaN for an empty one); reorders it.
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let k = v.len();
-    if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        0.5 * (v[k / 2 - 1] + v[k / 2])
-    }
 }
 
 /// The decision for one object given the locus's zero point.

@@ -61,23 +61,10 @@ pub fn run(args: &CalibrateArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Re
             "--shard does not apply to calibration (one job)",
         ));
     }
-    let model_dir = args
-        .model
-        .clone()
-        .unwrap_or_else(|| cfg.input.model.clone());
-    if !model_dir.join("model.json").exists() {
-        return Err(RunError::input(format!(
-            "{}: no trained detector here (model.json missing); give --model DIR",
-            model_dir.display()
-        )));
-    }
-    for f in ["model.json", "model.safetensors"] {
-        frame.provenance.input(&model_dir.join(f), "model")?;
-    }
+    let (_, mut det) = super::load_model(args.model.as_ref(), cfg, &device, frame)?;
     frame
         .provenance
         .seed("calibration_fields", cfg.calibrate.field_seed);
-    let mut det = Detector::load(&model_dir, &device).map_err(common::nn_error)?;
     let previous = det.card().operating_point.clone();
     let point = operating_point(&det, cfg)?;
     det.set_operating_point(point.clone());

@@ -110,6 +110,28 @@ pub struct EvaluateArgs {
     label: String,
 }
 
+/// The trained detector of `--model` (else `input.model`), its files recorded as the run's
+/// inputs; a folder without one is a one-line input error.
+fn load_model(
+    model: Option<&PathBuf>,
+    cfg: &DetectConfig,
+    device: &candle_core::Device,
+    frame: &mut RunFrame,
+) -> Result<(PathBuf, deepsky_detect::Detector), RunError> {
+    let model_dir = model.cloned().unwrap_or_else(|| cfg.input.model.clone());
+    if !model_dir.join("model.json").exists() {
+        return Err(RunError::input(format!(
+            "{}: no trained detector here (model.json missing); train one with `deepsky detect train` or give --model DIR",
+            model_dir.display()
+        )));
+    }
+    for f in ["model.json", "model.safetensors"] {
+        frame.provenance.input(&model_dir.join(f), "model")?;
+    }
+    let det = deepsky_detect::Detector::load(&model_dir, device).map_err(common::nn_error)?;
+    Ok((model_dir, det))
+}
+
 /// Run a subcommand.
 pub fn run(cmd: DetectCommand) -> Result<(), RunError> {
     let (name, args) = match &cmd {

@@ -43,23 +43,10 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
         ));
     }
     let mine = shard.select(&images);
-    let model_dir = args
-        .model
-        .clone()
-        .unwrap_or_else(|| cfg.input.model.clone());
-    if !model_dir.join("model.json").exists() {
-        return Err(RunError::input(format!(
-            "{}: no trained detector here (model.json missing); train one with `deepsky detect train` or give --model DIR",
-            model_dir.display()
-        )));
-    }
-    for f in ["model.json", "model.safetensors"] {
-        frame.provenance.input(&model_dir.join(f), "model")?;
-    }
+    let (model_dir, det) = super::load_model(args.model.as_ref(), cfg, &device, frame)?;
     for image in mine {
         frame.provenance.input(image, "image")?;
     }
-    let det = Detector::load(&model_dir, &device).map_err(common::nn_error)?;
     let classes = det.classes();
     let truth = match &args.truth {
         Some(p) => {
