@@ -40,6 +40,7 @@ pub mod checkpoint;
 pub mod device;
 mod error;
 pub mod gan;
+pub mod infer;
 pub mod init;
 pub mod layers;
 pub mod optim;

@@ -78,6 +78,22 @@ pub fn conv2d_no_bias(
 }
 
 impl Conv2d {
+    /// The weight `(out, in, k, k)` and the bias, if any (for compiling the layer, see
+    /// [`crate::infer`]).
+    pub fn parameters(&self) -> (&Tensor, Option<&Tensor>) {
+        (&self.weight, self.bias.as_ref())
+    }
+
+    /// Stride.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Zero padding on each side.
+    pub fn padding(&self) -> usize {
+        self.padding
+    }
+
     /// Output size along one axis for an input of `n` pixels.
     pub fn out_size(&self, n: usize) -> usize {
         (n + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
