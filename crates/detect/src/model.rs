@@ -13,6 +13,10 @@
 //! Anchor points are the centres of each level's cells: `((j + 0.5)·s, (i + 0.5)·s)` in the
 //! continuous 0-based pixel coordinates of [`crate::boxes`].
 
+mod compiled;
+
+pub use compiled::{CompiledNet, TileOutputs, Workspace};
+
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use deepsky_core::config::{ensure, ConfigError, Validate};
@@ -24,6 +28,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelSize {
+    /// Pico: widths 8, 16, 32, 64 (about 0.1 M parameters; a quarter of nano's arithmetic).
+    P,
     /// Nano: widths 16, 32, 64, 128 (about 0.3 M parameters).
     N,
     /// Small: widths 32, 64, 128, 256 (about 1.2 M parameters).
@@ -59,6 +65,7 @@ impl DetectorConfig {
     /// Channel widths of the stem and the three stages after it.
     pub fn widths(&self) -> [usize; 4] {
         match self.size {
+            ModelSize::P => [8, 16, 32, 64],
             ModelSize::N => [16, 32, 64, 128],
             ModelSize::S => [32, 64, 128, 256],
         }

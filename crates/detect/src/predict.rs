@@ -21,7 +21,12 @@ use crate::background::{estimate_background, normalise_asinh, Background};
 use crate::boxes::{nms, BBox, Scored};
 use crate::detector::{images_tensor, Detector};
 use crate::error::{DetectError, Result};
-use crate::model::{anchors, SIZE_MULTIPLE};
+use rayon::prelude::*;
+
+use crate::model::{anchors, CompiledNet, Workspace, SIZE_MULTIPLE};
+
+/// A tile's class probabilities `(anchors, classes)` and the box of an anchor.
+type TileNet<'a> = (&'a [f32], &'a dyn Fn(usize) -> [f32; 4]);
 
 /// Settings of prediction (`[predict]`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -32,9 +37,9 @@ pub struct PredictConfig {
     /// Overlap of neighbouring tiles, pixels: at least the size of the largest object that
     /// must be found whole.
     pub overlap: usize,
-    /// Tiles per forward pass. On a CPU 1 is at least as fast as larger batches (a 256² tile's
-    /// activations stay in cache: 4 was 1.5× slower on a 1024² field, 8 % on a 4096² one)
-    /// and needs the least memory.
+    /// Tiles in flight at once; 0 = one per thread. On the CPU each tile runs on a thread of
+    /// its own (its activations stay in that core's cache; results do not depend on the
+    /// thread count); on a GPU they form one batch. Memory grows with it.
     pub batch: usize,
     /// Smallest class score reported; absent: the model's calibrated operating point
     /// ([`crate::calibrate`]: the threshold that kept purity ≥ 0.92 over simulated fields of
@@ -94,7 +99,7 @@ impl Default for PredictConfig {
         PredictConfig {
             tile: 256,
             overlap: 32,
-            batch: 1,
+            batch: 0,
             score_threshold: None,
             iou_threshold: 0.3,
             orientations: 1,
@@ -113,9 +118,6 @@ impl Validate for PredictConfig {
         }
         if self.overlap >= self.tile / 2 {
             return bad("overlap", "must be less than half the tile");
-        }
-        if self.batch == 0 {
-            return bad("batch", "must be at least 1");
         }
         if self
             .score_threshold
@@ -170,12 +172,30 @@ pub fn tile_count(h: usize, w: usize, cfg: &PredictConfig) -> usize {
 }
 
 /// Tile shape for an `h × w` image: images smaller than a tile run as one tile of the image
-/// rounded up to 16 pixels.
+/// rounded up to 16 pixels; larger ones in as few tiles per axis as `cfg.tile` allows, each
+/// only as large as needed to cover the axis with `cfg.overlap` between neighbours. (With a
+/// fixed side, a 1024-pixel axis in 256-pixel tiles is 5 tiles with 256 pixels of overlap
+/// beyond the needed 128, and the network pays for every pixel it sees.)
 fn tile_shape(h: usize, w: usize, cfg: &PredictConfig) -> (usize, usize) {
     (
-        cfg.tile.min(h.next_multiple_of(SIZE_MULTIPLE)),
-        cfg.tile.min(w.next_multiple_of(SIZE_MULTIPLE)),
+        tile_side(h, cfg.tile, cfg.overlap),
+        tile_side(w, cfg.tile, cfg.overlap),
     )
+}
+
+/// The tile side for an axis of `n` pixels, at most `tile`: the fewest tiles that cover it
+/// with `overlap`, then the smallest multiple of 16 that they need.
+fn tile_side(n: usize, tile: usize, overlap: usize) -> usize {
+    if n <= tile {
+        return n
+            .next_multiple_of(SIZE_MULTIPLE)
+            .min(tile.max(SIZE_MULTIPLE));
+    }
+    let k = (n - overlap).div_ceil(tile - overlap);
+    (n + (k - 1) * overlap)
+        .div_ceil(k)
+        .next_multiple_of(SIZE_MULTIPLE)
+        .min(tile)
 }
 
 /// For tiles starting at `starts` (side `tile`), the range `[lo, hi)` of centres each is
@@ -275,28 +295,56 @@ impl Orientation {
 }
 
 /// Class probabilities `(tiles, anchors, classes)` and boxes `(tiles, anchors, 4)` of a batch
+/// of tiles from the candle network (one forward pass).
+fn candle_outputs(det: &Detector, tiles: &[Array2<f32>]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let refs: Vec<&Array2<f32>> = tiles.iter().collect();
+    let x = images_tensor(&refs, det.device())?;
+    let out = det.net().forward(&x, false)?;
+    let s: Vec<f32> = candle_nn::ops::sigmoid(&out.logits)?
+        .flatten_all()?
+        .to_vec1()?;
+    Ok((s, out.boxes.flatten_all()?.to_vec1()?))
+}
+
+/// As [`candle_outputs`] from the compiled network, every box decoded, tiles in parallel.
+fn compiled_outputs(net: &CompiledNet, tiles: &[Array2<f32>]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let outs: Vec<(Vec<f32>, Vec<f32>)> = tiles
+        .par_iter()
+        .map_init(Workspace::default, |ws, t| {
+            let (h, w) = t.dim();
+            let x = t.as_standard_layout();
+            let x = x.as_slice().expect("standard layout");
+            let out = net.forward(x, h, w, true, ws)?;
+            let both = (
+                out.scores.clone(),
+                out.dense_boxes.clone().expect("asked for"),
+            );
+            out.recycle(ws);
+            Ok(both)
+        })
+        .collect::<Result<_>>()?;
+    let (s, b): (Vec<Vec<f32>>, Vec<Vec<f32>>) = outs.into_iter().unzip();
+    Ok((s.concat(), b.concat()))
+}
+
+/// Class probabilities `(tiles, anchors, classes)` and boxes `(tiles, anchors, 4)` of a batch
 /// of tiles, averaged over `orientations` of each tile, in the original tiles' anchor order
 /// and coordinates.
 fn averaged_outputs(
-    det: &Detector,
+    run: &dyn Fn(&[Array2<f32>]) -> Result<(Vec<f32>, Vec<f32>)>,
+    nc: usize,
     tiles: &[Array2<f32>],
     (th, tw): (usize, usize),
     orientations: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let anchors = anchors(th, tw);
-    let (a, nc) = (anchors.len(), det.net().num_classes());
+    let a = anchors.len();
     let mut scores = vec![0f32; tiles.len() * a * nc];
     let mut boxes = vec![0f32; tiles.len() * a * 4];
     let list = Orientation::first(orientations, th == tw);
     for o in &list {
         let oriented: Vec<Array2<f32>> = tiles.iter().map(|t| o.apply(t)).collect();
-        let refs: Vec<&Array2<f32>> = oriented.iter().collect();
-        let x = images_tensor(&refs, det.device())?;
-        let out = det.net().forward(&x, false)?;
-        let s: Vec<f32> = candle_nn::ops::sigmoid(&out.logits)?
-            .flatten_all()?
-            .to_vec1()?;
-        let b: Vec<f32> = out.boxes.flatten_all()?.to_vec1()?;
+        let (s, b) = run(&oriented)?;
         // Where each original anchor sits in the oriented tile's anchor list: the grids of
         // every stride divide the tile, so orientations map anchor centres onto each other.
         let (ow, oh) = if o.transpose { (th, tw) } else { (tw, th) };
@@ -432,6 +480,18 @@ pub fn predict(
     cfg: &PredictConfig,
     on_tiles: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Prediction> {
+    predict_with(det, image, mask, cfg, on_tiles, det.device().is_cpu())
+}
+
+/// [`predict`], with the compiled network (`compiled`, CPU only) or candle's.
+fn predict_with(
+    det: &Detector,
+    image: ArrayView2<f32>,
+    mask: Option<ArrayView2<bool>>,
+    cfg: &PredictConfig,
+    on_tiles: &mut dyn FnMut(usize, usize) -> bool,
+    compiled: bool,
+) -> Result<Prediction> {
     cfg.validate().map_err(|e| e.within("predict"))?;
     let (h, w) = image.dim();
     if h == 0 || w == 0 {
@@ -452,84 +512,145 @@ pub fn predict(
     }
     let anchors = anchors(th, tw);
     let nc = det.net().num_classes();
+    // On the CPU the network runs compiled (batch norm folded, one tile per thread, boxes only
+    // where a class score reaches the threshold); other devices batch tiles through candle.
+    let compiled = if compiled {
+        Some(det.net().compile()?)
+    } else {
+        None
+    };
+    let group = match cfg.batch {
+        0 => rayon::current_num_threads(),
+        b => b,
+    };
+    // One tile: normalise, run, decode the anchors it is responsible for, NMS within it.
+    let tile_detections = |(i, j): (usize, usize), out: TileNet<'_>| -> Vec<Scored> {
+        let (r0, c0) = (rows[i] as f32, cols[j] as f32);
+        let (scores, boxes) = out;
+        let mut local = Vec::new();
+        for an in 0..anchors.len() {
+            let sc = &scores[an * nc..(an + 1) * nc];
+            let (class, &score) = sc
+                .iter()
+                .enumerate()
+                .max_by(|x, y| x.1.total_cmp(y.1))
+                .expect("at least one class");
+            if score < threshold {
+                continue;
+            }
+            let b = boxes(an);
+            let bbox = BBox::new(b[0], b[1], b[2], b[3]).shifted(c0, r0);
+            let (cx, cy) = bbox.centre();
+            let (ylo, yhi) = row_resp[i];
+            let (xlo, xhi) = col_resp[j];
+            if cx < xlo || cx >= xhi || cy < ylo || cy >= yhi || cx >= w as f32 || cy >= h as f32 {
+                continue;
+            }
+            // A box centred on missing data (NaN or masked) has nothing to measure: the
+            // network sees such regions as flat background, and their edges can look like
+            // sources.
+            let (pr, pc) = (
+                (cy.max(0.0) as usize).min(h - 1),
+                (cx.max(0.0) as usize).min(w - 1),
+            );
+            if !image[[pr, pc]].is_finite() || mask.is_some_and(|m| m[[pr, pc]]) {
+                continue;
+            }
+            local.push(Scored {
+                bbox: bbox.clipped(w as f32, h as f32),
+                class,
+                score,
+            });
+        }
+        nms(local, cfg.iou_threshold)
+    };
+    let norm_tile = |(i, j): (usize, usize)| -> Result<Array2<f32>> {
+        let (r0, c0) = (rows[i], cols[j]);
+        let (r1, c1) = ((r0 + th).min(h), (c0 + tw).min(w));
+        let part = normalise_asinh(
+            image.slice(s![r0..r1, c0..c1]),
+            &Background {
+                level: background.level.slice(s![r0..r1, c0..c1]).to_owned(),
+                rms: background.rms.slice(s![r0..r1, c0..c1]).to_owned(),
+                global_level: background.global_level,
+                global_rms: background.global_rms,
+            },
+            pre.softening,
+        )?;
+        // Masked pixels read as background (0 after normalisation); so does the padding of an
+        // image smaller than a tile.
+        let mut t = Array2::<f32>::zeros((th, tw));
+        t.slice_mut(s![..r1 - r0, ..c1 - c0]).assign(&part);
+        if let Some(m) = mask {
+            for ((r, c), v) in t.slice_mut(s![..r1 - r0, ..c1 - c0]).indexed_iter_mut() {
+                if m[[r0 + r, c0 + c]] {
+                    *v = 0.0;
+                }
+            }
+        }
+        Ok(t)
+    };
     let mut found: Vec<Scored> = Vec::new();
     let total = tiles.len();
-    for (done, chunk) in tiles.chunks(cfg.batch).enumerate() {
-        let mut norm_tiles = Vec::with_capacity(chunk.len());
-        for &(i, j) in chunk {
-            let (r0, c0) = (rows[i], cols[j]);
-            let (r1, c1) = ((r0 + th).min(h), (c0 + tw).min(w));
-            let part = normalise_asinh(
-                image.slice(s![r0..r1, c0..c1]),
-                &Background {
-                    level: background.level.slice(s![r0..r1, c0..c1]).to_owned(),
-                    rms: background.rms.slice(s![r0..r1, c0..c1]).to_owned(),
-                    global_level: background.global_level,
-                    global_rms: background.global_rms,
-                },
-                pre.softening,
-            )?;
-            // Masked pixels read as background (0 after normalisation); so does the padding
-            // of an image smaller than a tile.
-            let mut t = Array2::<f32>::zeros((th, tw));
-            t.slice_mut(s![..r1 - r0, ..c1 - c0]).assign(&part);
-            if let Some(m) = mask {
-                for ((r, c), v) in t.slice_mut(s![..r1 - r0, ..c1 - c0]).indexed_iter_mut() {
-                    if m[[r0 + r, c0 + c]] {
-                        *v = 0.0;
+    for (done, chunk) in tiles.chunks(group).enumerate() {
+        let per_tile: Vec<Vec<Scored>> = match &compiled {
+            // Each tile on its own thread, every sum inside one tile in a fixed order: the
+            // detections do not depend on the number of threads.
+            Some(net) if cfg.orientations == 1 => chunk
+                .par_iter()
+                .map_init(Workspace::default, |ws, &ij| {
+                    let t = norm_tile(ij)?;
+                    let x = t.as_slice().expect("a new array is contiguous");
+                    let out = net.forward(x, th, tw, false, ws)?;
+                    // Boxes of the anchors that pass the threshold, evaluated in one go.
+                    let wanted: Vec<usize> = (0..anchors.len())
+                        .filter(|&an| {
+                            out.scores[an * nc..(an + 1) * nc]
+                                .iter()
+                                .any(|&p| p >= threshold)
+                        })
+                        .collect();
+                    let mut boxes = vec![[0.0f32; 4]; anchors.len()];
+                    for (&an, b) in wanted.iter().zip(out.boxes_at(&wanted, ws)) {
+                        boxes[an] = b;
                     }
-                }
-            }
-            norm_tiles.push(t);
-        }
-        let (scores, boxes) = averaged_outputs(det, &norm_tiles, (th, tw), cfg.orientations)?;
-        let a = anchors.len();
-        for (k, &(i, j)) in chunk.iter().enumerate() {
-            let (r0, c0) = (rows[i] as f32, cols[j] as f32);
-            let mut local = Vec::new();
-            for an in 0..a {
-                let sc = &scores[(k * a + an) * nc..(k * a + an + 1) * nc];
-                let (class, &score) = sc
+                    let found = tile_detections(ij, (&out.scores, &|an| boxes[an]));
+                    out.recycle(ws);
+                    Ok(found)
+                })
+                .collect::<Result<_>>()?,
+            _ => {
+                let norm_tiles = chunk
+                    .iter()
+                    .map(|&ij| norm_tile(ij))
+                    .collect::<Result<Vec<_>>>()?;
+                let (scores, boxes) = match &compiled {
+                    Some(net) => {
+                        let run = |ts: &[Array2<f32>]| compiled_outputs(net, ts);
+                        averaged_outputs(&run, nc, &norm_tiles, (th, tw), cfg.orientations)?
+                    }
+                    None => {
+                        let run = |ts: &[Array2<f32>]| candle_outputs(det, ts);
+                        averaged_outputs(&run, nc, &norm_tiles, (th, tw), cfg.orientations)?
+                    }
+                };
+                let a = anchors.len();
+                chunk
                     .iter()
                     .enumerate()
-                    .max_by(|x, y| x.1.total_cmp(y.1))
-                    .expect("at least one class");
-                if score < threshold {
-                    continue;
-                }
-                let b = &boxes[(k * a + an) * 4..(k * a + an + 1) * 4];
-                let bbox = BBox::new(b[0], b[1], b[2], b[3]).shifted(c0, r0);
-                let (cx, cy) = bbox.centre();
-                let (ylo, yhi) = row_resp[i];
-                let (xlo, xhi) = col_resp[j];
-                if cx < xlo
-                    || cx >= xhi
-                    || cy < ylo
-                    || cy >= yhi
-                    || cx >= w as f32
-                    || cy >= h as f32
-                {
-                    continue;
-                }
-                // A box centred on missing data (NaN or masked) has nothing to measure: the
-                // network sees such regions as flat background, and their edges can look like
-                // sources.
-                let (pr, pc) = (
-                    (cy.max(0.0) as usize).min(h - 1),
-                    (cx.max(0.0) as usize).min(w - 1),
-                );
-                if !image[[pr, pc]].is_finite() || mask.is_some_and(|m| m[[pr, pc]]) {
-                    continue;
-                }
-                local.push(Scored {
-                    bbox: bbox.clipped(w as f32, h as f32),
-                    class,
-                    score,
-                });
+                    .map(|(k, &ij)| {
+                        let sc = &scores[k * a * nc..(k + 1) * a * nc];
+                        let bx = |an: usize| {
+                            let b = &boxes[(k * a + an) * 4..(k * a + an + 1) * 4];
+                            [b[0], b[1], b[2], b[3]]
+                        };
+                        tile_detections(ij, (sc, &bx))
+                    })
+                    .collect()
             }
-            found.extend(nms(local, cfg.iou_threshold));
-        }
-        if !on_tiles(((done + 1) * cfg.batch).min(total), total) {
+        };
+        found.extend(per_tile.into_iter().flatten());
+        if !on_tiles((done * group + chunk.len()).min(total), total) {
             return Err(DetectError::Nn(deepsky_nn::NnError::Interrupted));
         }
     }
@@ -567,6 +688,32 @@ mod tests {
                 assert!(r[k].0 <= (st[k - 1] + tile) as f32 - overlap as f32 / 2.0 + 0.5);
             }
         }
+    }
+
+    /// Adaptive tile sides: never above the configured tile, multiples of 16, as many tiles as
+    /// the fixed side needs but never more pixels, and every neighbour pair overlapping by at
+    /// least `overlap`.
+    #[test]
+    fn tile_sides_cover_the_axis_with_the_fewest_pixels() {
+        for n in [100usize, 256, 257, 300, 1000, 1024, 2048, 4096, 8192] {
+            for (tile, overlap) in [(256usize, 32usize), (512, 32), (384, 64)] {
+                let side = tile_side(n, tile, overlap);
+                assert!(
+                    side <= tile && side % SIZE_MULTIPLE == 0,
+                    "{n} {tile}: {side}"
+                );
+                let starts = tile_starts(n, side, overlap);
+                let fixed = tile_starts(n, tile.min(n.next_multiple_of(16)), overlap);
+                assert_eq!(starts.len(), fixed.len(), "{n} {tile}");
+                assert!(starts.len() * side <= fixed.len() * tile.min(n.next_multiple_of(16)));
+                assert!(starts.last().unwrap() + side >= n);
+                for w in starts.windows(2) {
+                    assert!(w[0] + side >= w[1] + overlap, "{n} {tile}: {starts:?}");
+                }
+            }
+        }
+        // The motivating case: 1024 pixels in tiles of at most 256 are 5 tiles of 240.
+        assert_eq!(tile_side(1024, 256, 32), 240);
     }
 
     /// Each orientation moves pixels exactly where its coordinate map says, and the inverse map
@@ -747,6 +894,71 @@ mod masked_tests {
             "{found} of {}",
             a.len()
         );
+    }
+
+    /// The compiled network finds what candle's does (same boxes and scores up to rounding,
+    /// tiles of both kinds of seam; one orientation with boxes evaluated where needed, eight
+    /// with every box), and its detections are the same bits on 1 and 2 threads.
+    #[test]
+    fn compiled_predictions_match_candle_and_do_not_depend_on_threads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
+        let det = Detector::load(&dir, &Device::Cpu).unwrap();
+        let sky = deepsky_sim::sky::SkyConfig {
+            width: 560,
+            height: 300,
+            seed: 79,
+            ..Default::default()
+        };
+        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
+        for orientations in [1, 8] {
+            let cfg = PredictConfig {
+                score_threshold: Some(0.1),
+                orientations,
+                ..Default::default()
+            };
+            assert!(tile_count(300, 560, &cfg) >= 4);
+            let run = |compiled: bool, threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    predict_with(
+                        &det,
+                        field.image.view(),
+                        None,
+                        &cfg,
+                        &mut |_, _| true,
+                        compiled,
+                    )
+                    .unwrap()
+                    .detections
+                })
+            };
+            let fast = run(true, 2);
+            let slow = run(false, 1);
+            assert!(fast.len() > 100, "{} detections", fast.len());
+            let key = |d: &Scored| (d.bbox.x0, d.bbox.y0, d.bbox.x1, d.bbox.y1, d.class, d.score);
+            assert_eq!(
+                fast.iter().map(key).collect::<Vec<_>>(),
+                run(true, 1).iter().map(key).collect::<Vec<_>>()
+            );
+            // Every detection of one has its twin in the other, unless it sits on the threshold.
+            for (a, b) in [(&fast, &slow), (&slow, &fast)] {
+                for d in a.iter() {
+                    let twin = b.iter().find(|e| {
+                        e.class == d.class
+                            && (e.score - d.score).abs() < 1e-4
+                            && (e.bbox.x0 - d.bbox.x0).abs() < 1e-2
+                            && (e.bbox.y1 - d.bbox.y1).abs() < 1e-2
+                    });
+                    assert!(
+                        twin.is_some() || (d.score - 0.1).abs() < 1e-4,
+                        "{d:?} has no twin"
+                    );
+                }
+            }
+        }
     }
 
     /// Averaging the network over the eight orientations of each tile separates sources from

@@ -338,7 +338,10 @@ fn im2col(x: &[f32], c: usize, h: usize, w: usize, k: usize, s: usize, dst: &mut
                 let row = &mut dst[((ci * k + di) * k + dj) * n..][..n];
                 // Output columns whose tap lands inside: ix = ox·s + dj − p in 0..w.
                 let ox_lo = p.saturating_sub(dj).div_ceil(s);
-                let ox_hi = ((w + p - dj - 1) / s + 1).min(wo);
+                let ox_hi = match (w + p).checked_sub(dj + 1) {
+                    Some(last) => (last / s + 1).min(wo),
+                    None => 0, // the tap lies right of every input column
+                };
                 for oy in 0..ho {
                     let out = &mut row[oy * wo..(oy + 1) * wo];
                     let iy = (oy * s + di) as isize - p as isize;
@@ -464,8 +467,15 @@ mod tests {
     #[test]
     fn compiled_conv_bn_silu_matches_candle() {
         let dev = Device::Cpu;
-        for (cin, cout, k, s, h, w) in [(3, 5, 3, 1, 9, 7), (4, 6, 3, 2, 10, 9), (5, 3, 1, 1, 6, 8)]
-        {
+        // The last two: maps of one pixel, where most taps fall outside (tiles of 16 pixels
+        // give 1×1 maps at stride 16).
+        for (cin, cout, k, s, h, w) in [
+            (3, 5, 3, 1, 9, 7),
+            (4, 6, 3, 2, 10, 9),
+            (5, 3, 1, 1, 6, 8),
+            (2, 3, 3, 1, 1, 1),
+            (2, 3, 3, 2, 1, 2),
+        ] {
             let map = VarMap::new();
             let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
             let conv = crate::layers::conv2d_no_bias(cin, cout, k, s, k / 2, vb.pp("c")).unwrap();
@@ -509,7 +519,7 @@ mod tests {
             assert_eq!(&both[..got.len()], &got[..]);
             assert_eq!(&both[got.len()..], &got[..]);
             // At chosen positions, including corners.
-            let at = [(0, 0), (ho - 1, wo - 1), (ho / 2, 1)];
+            let at = [(0, 0), (ho - 1, wo - 1), (ho / 2, wo / 2)];
             let mut sparse = vec![0.0; at.len() * (cout - 1)];
             fused.forward_at(&xs, h, w, 1..cout, &at, &mut sparse, &mut Vec::new());
             for (i, &(r, c)) in at.iter().enumerate() {

@@ -93,14 +93,21 @@ impl RgbImage {
         }
     }
 
-    fn encode_png(&self, dpi: Option<f64>) -> std::io::Result<Vec<u8>> {
+    /// PNG bytes; `photographic` when the picture holds an image of data (a sky field).
+    fn encode_png(&self, dpi: Option<f64>, photographic: bool) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut enc = png::Encoder::new(&mut out, self.width, self.height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         // Plots are mostly flat colour: per-row filter choice and the strongest deflate level
-        // make files markedly smaller for a few milliseconds more.
-        enc.set_compression(png::Compression::Best);
+        // make files markedly smaller for a few milliseconds more. An image of noisy data
+        // hardly compresses at any level, and there the strongest took 0.1 s per megapixel
+        // (as long as detecting its sources), so it gets the fast one.
+        enc.set_compression(if photographic {
+            png::Compression::Fast
+        } else {
+            png::Compression::Best
+        });
         enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
         if let Some(dpi) = dpi {
             let ppm = (dpi / 0.0254).round() as u32;
@@ -135,6 +142,8 @@ pub struct Canvas<'a, DB: DrawingBackend> {
     style: &'a Style,
     bitmap: bool,
     rasters: RefCell<Vec<Placed>>,
+    /// An image of data was drawn (bitmap output).
+    drew_image: std::cell::Cell<bool>,
 }
 
 impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
@@ -191,6 +200,7 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
             ));
         }
         if self.bitmap {
+            self.drew_image.set(true);
             let scaled = image.resample(w, h);
             let elem = BitMapElement::with_owned_buffer((x, y), (w, h), scaled.data)
                 .ok_or_else(|| DrawError::Backend("bitmap buffer size mismatch".into()))?;
@@ -321,7 +331,7 @@ fn draw_on<P: Plot, DB: DrawingBackend>(
     style: &Style,
     backend: DB,
     bitmap: bool,
-) -> Result<Vec<Placed>, DrawError> {
+) -> Result<(Vec<Placed>, bool), DrawError> {
     ensure_fonts();
     let area = backend.into_drawing_area();
     if bitmap {
@@ -332,17 +342,18 @@ fn draw_on<P: Plot, DB: DrawingBackend>(
         style,
         bitmap,
         rasters: RefCell::new(Vec::new()),
+        drew_image: std::cell::Cell::new(false),
     };
     plot.draw(&canvas)?;
     canvas.area.present().backend()?;
-    Ok(canvas.rasters.into_inner())
+    Ok((canvas.rasters.into_inner(), canvas.drew_image.get()))
 }
 
 /// Renders `plot` to PNG bytes.
 pub fn render_png<P: Plot>(plot: &P, style: &Style) -> Result<Vec<u8>, DrawError> {
     let (w, h) = plot.size(style);
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    draw_on(
+    let (_, photographic) = draw_on(
         plot,
         style,
         BitMapBackend::with_buffer(&mut buf, (w, h)),
@@ -353,7 +364,7 @@ pub fn render_png<P: Plot>(plot: &P, style: &Style) -> Result<Vec<u8>, DrawError
         height: h,
         data: buf,
     }
-    .encode_png(Some(style.dpi))
+    .encode_png(Some(style.dpi), photographic)
     .map_err(|e| DrawError::Backend(format!("PNG encoding: {e}")))
 }
 
@@ -364,7 +375,7 @@ type SvgParts = (String, Vec<Placed>, (u32, u32));
 fn svg_parts<P: Plot>(plot: &P, style: &Style) -> Result<SvgParts, DrawError> {
     let size = plot.size(style);
     let mut svg = String::new();
-    let rasters = draw_on(plot, style, SVGBackend::with_string(&mut svg, size), false)?;
+    let (rasters, _) = draw_on(plot, style, SVGBackend::with_string(&mut svg, size), false)?;
     Ok((element_opacity_to_paint_opacity(&svg), rasters, size))
 }
 
@@ -402,7 +413,7 @@ pub fn render_svg<P: Plot>(plot: &P, style: &Style) -> Result<String, DrawError>
     for r in &rasters {
         let png = r
             .image
-            .encode_png(None)
+            .encode_png(None, false)
             .map_err(|e| DrawError::Backend(format!("PNG encoding: {e}")))?;
         under.push_str(&format!(
             "<image x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" preserveAspectRatio=\"none\" \
