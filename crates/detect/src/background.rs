@@ -302,13 +302,39 @@ pub fn normalise_asinh(
         for (c, o) in row.iter_mut().enumerate() {
             let (v, d) = (img[c], rms[c] * softening);
             *o = if v.is_finite() && d > 0.0 {
-                ((v - lev[c]) / d).asinh()
+                asinh_fast((v - lev[c]) / d)
             } else {
                 0.0
             };
         }
     });
     Ok(out)
+}
+
+/// `asinh x = ln(|x| + √(x² + 1))` with the sign of `x`, to 3·10⁻⁷ absolute below 1 and
+/// 10⁻⁶ relative above, branch-free so that the loop over pixels vectorises (the library's
+/// asinh is a `hypot` and a `log1p` call per pixel: 7 % of `detect predict` on a field).
+/// Absolute accuracy is what matters here: the values are pixels in units of the noise.
+#[inline(always)]
+pub(crate) fn asinh_fast(x: f32) -> f32 {
+    // Beyond 1e18 the square would overflow; asinh(1e18) = 42.1, far above any pixel.
+    let a = x.abs().min(1e18);
+    ln_fast(a + (a * a + 1.0).sqrt()).copysign(x)
+}
+
+/// `ln v` for `v ≥ 1` (finite): `v = m·2ᵉ` with `m` in `[√½, √2)`, then
+/// `ln m = 2 atanh((m−1)/(m+1))` by its series to the 9th power (error below 10⁻⁹ there).
+#[inline(always)]
+fn ln_fast(v: f32) -> f32 {
+    let bits = v.to_bits();
+    let e = ((bits >> 23) as i32 - 127) as f32;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+    let big = m > std::f32::consts::SQRT_2;
+    let (m, e) = if big { (m * 0.5, e + 1.0) } else { (m, e) };
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (0.2 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0))));
+    e * std::f32::consts::LN_2 + 2.0 * s * series
 }
 
 /// Runs `f(row_index, row)` over the rows of a contiguous array in parallel.
@@ -932,6 +958,30 @@ fn interpolate_bicubic(
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn asinh_fast_is_accurate_from_the_noise_to_saturated_stars() {
+        let mut worst_abs = 0.0f64;
+        let mut worst_rel = 0.0f64;
+        let mut x = 1e-6f64;
+        while x < 1e12 {
+            for v in [x, -x] {
+                let (got, want) = (asinh_fast(v as f32) as f64, (v as f32 as f64).asinh());
+                if v.abs() < 1.0 {
+                    worst_abs = worst_abs.max((got - want).abs());
+                } else {
+                    worst_rel = worst_rel.max(((got - want) / want).abs());
+                }
+            }
+            x *= 1.01;
+        }
+        assert!(
+            worst_abs < 3e-7 && worst_rel < 1e-6,
+            "{worst_abs} {worst_rel}"
+        );
+        assert_eq!(asinh_fast(0.0), 0.0);
+        assert!((asinh_fast(f32::MAX) - 42.14).abs() < 0.01);
+    }
     use rand_distr::{Distribution, Normal};
     use rand_pcg::Pcg64;
 

@@ -36,6 +36,7 @@ use deepsky_core::pixel::{to_fits, HALF_PIXEL};
 use deepsky_io::fits::Header;
 use deepsky_io::wcs::Wcs;
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -394,7 +395,8 @@ pub fn measure(
     let centroid = cfg.centroid();
     // A finite pixel whose background-subtracted value is not finite carries no signal either.
     let unusable = |r: usize, c: usize| !(image[[r, c]] - bkg.level[[r, c]]).is_finite();
-    dets.iter()
+    // Objects are measured independently, on all cores; collected in detection order.
+    dets.par_iter()
         .map(|d| {
             let (bx, by) = d.bbox.centre();
             let (bx, by) = (bx as f64, by as f64);
