@@ -5,12 +5,15 @@
 //! give the FWHM in pixels, so galaxies keep their size relative to the seeing and only the
 //! sampling changes: the classification should not change with it. Truth positions are used
 //! (the test is of the classifier, not of the detector's centroids), and the PSF model is the one
-//! `psf::measure_fwhm` measures on the image, as at prediction time.
+//! `psf::measure_fwhm` measures on the image, as at prediction time. Last, the scores must be the
+//! same whatever the number of threads.
 
 use deepsky_core::pixel::from_fits;
 use deepsky_detect::background::{estimate_background, BackgroundConfig};
 use deepsky_detect::psf::measure_fwhm;
-use deepsky_detect::stargal::{point_source_scores, PsfProfile, StarGalaxyConfig};
+use deepsky_detect::stargal::{
+    point_source_scores, PointSourceScores, PsfProfile, StarGalaxyConfig,
+};
 use deepsky_sim::sky::{simulate_sky, Psf, SkyConfig, SourceClass};
 
 /// Side of every field, arcsec (the default field's 256 pixels of 0.4″).
@@ -211,4 +214,53 @@ fn a_psf_of_the_wrong_shape_is_calibrated_on_the_stellar_locus() {
             true,
         );
     }
+}
+
+#[test]
+fn the_same_answers_on_one_thread_and_on_two() -> Result<(), Box<dyn std::error::Error>> {
+    // Objects are scored in parallel and the PSF models tabulated in parallel: the scores must
+    // not depend on how the work was shared.
+    let cfg = SkyConfig {
+        n_stars: 60,
+        seed: 391,
+        ..SkyConfig::default()
+    };
+    let field = simulate_sky(&cfg, &())?;
+    let image = field.image.view();
+    let bkg = estimate_background(image, None, &BackgroundConfig::default())?;
+    let cat = &field.catalog;
+    let positions: Vec<(f64, f64)> = (0..cat.len())
+        .filter(|&i| matches!(cat.class[i], SourceClass::Star | SourceClass::Galaxy))
+        .map(|i| (from_fits(cat.x[i]), from_fits(cat.y[i])))
+        .collect();
+    let psf = PsfProfile::from_fwhm(1.0 / cfg.pixel_scale);
+    let scores = |threads: usize| -> Result<PointSourceScores, rayon::ThreadPoolBuildError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        Ok(pool.install(|| {
+            point_source_scores(image, &bkg, &positions, &psf, &StarGalaxyConfig::default())
+        }))
+    };
+    // Bit for bit (NaN spreads included, which `==` would call different).
+    let bits = |s: &PointSourceScores| -> Vec<u64> {
+        let mut v = vec![s.zero_point.to_bits(), s.locus_objects as u64];
+        for p in &s.scores {
+            let floats = [
+                p.spread,
+                p.spread_err,
+                p.snr,
+                p.class_star,
+                p.position.0,
+                p.position.1,
+            ];
+            v.extend(floats.map(f64::to_bits));
+            v.push(p.stellar.map_or(2, u64::from));
+        }
+        v
+    };
+    let (one, two) = (scores(1)?, scores(2)?);
+    assert!(one.scores.len() > 100 && one.locus_objects > 0);
+    assert_eq!(bits(&one), bits(&two));
+    Ok(())
 }
