@@ -1032,7 +1032,27 @@ fn locus_zero_point(raw: &[Raw], cfg: &StarGalaxyConfig) -> (f64, usize) {
             .filter(|s| (s - c).abs() <= half)
             .collect()
     };
-    let counts: Vec<usize> = spreads.iter().map(|&s| members(s).len()).collect();
+    // How many spreads lie within `half` of each one: by binary search in the sorted spreads,
+    // O(N log N) (counting by `members` was O(N²): 20 % of `detect predict` on an 8192² field
+    // of 150 000 objects). Exactly the same predicate: above `c`, `(x − c).abs() ≤ half` holds
+    // on a prefix of the sorted values (subtraction is monotone), below `c` on a suffix.
+    let mut sorted = spreads.clone();
+    sorted.sort_by(f64::total_cmp);
+    let near = |x: f64, c: f64| (x - c).abs() <= half;
+    let count = |c: f64| -> usize {
+        let mid = sorted.partition_point(|&x| x < c);
+        let above = sorted[mid..].partition_point(|&x| near(x, c));
+        let below = mid - sorted[..mid].partition_point(|&x| !near(x, c));
+        above + below
+    };
+    let counts: Vec<usize> = spreads.iter().map(|&s| count(s)).collect();
+    debug_assert!(
+        spreads.len() > 200
+            || spreads
+                .iter()
+                .zip(&counts)
+                .all(|(&s, &n)| members(s).len() == n)
+    );
     let best = counts.iter().copied().max().unwrap_or(0);
     let threshold = (0.7 * best as f64).ceil() as usize;
     let Some(centre) = spreads
