@@ -961,6 +961,26 @@ mod masked_tests {
         }
     }
 
+    /// A 256² field of the default simulator (seed 78, the benchmark's settings) and its stars
+    /// and galaxies of S/N ≥ 3, in the detections' continuous 0-based pixels.
+    fn field_78() -> (deepsky_sim::sky::SkyField, Vec<(f64, f64)>) {
+        use deepsky_sim::sky::SourceClass;
+        let sky = deepsky_sim::sky::SkyConfig {
+            width: 256,
+            height: 256,
+            seed: 78,
+            ..Default::default()
+        };
+        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
+        let cat = &field.catalog;
+        let truth = (0..cat.len())
+            .filter(|&i| matches!(cat.class[i], SourceClass::Star | SourceClass::Galaxy))
+            .filter(|&i| cat.snr[i] >= 3.0)
+            .map(|i| (cat.x[i] - 0.5, cat.y[i] - 0.5))
+            .collect();
+        (field, truth)
+    }
+
     /// The fast model (data/models/detect-fast) does a quarter of the bundled model's
     /// arithmetic and, at its own calibrated threshold, still finds most sources of a field
     /// neither was trained on, not far behind the bundled model.
@@ -972,20 +992,7 @@ mod masked_tests {
         let cost = |d: &Detector| d.net().compile().unwrap().multiply_adds(256, 256) as f64;
         let ratio = cost(&pico) / cost(&nano);
         assert!(ratio < 0.3, "pico/nano arithmetic {ratio}");
-        let sky = deepsky_sim::sky::SkyConfig {
-            width: 256,
-            height: 256,
-            seed: 78,
-            ..Default::default()
-        };
-        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
-        use deepsky_sim::sky::SourceClass;
-        let cat = &field.catalog;
-        let truth: Vec<(f64, f64)> = (0..cat.len())
-            .filter(|&i| matches!(cat.class[i], SourceClass::Star | SourceClass::Galaxy))
-            .filter(|&i| cat.snr[i] >= 3.0)
-            .map(|i| (cat.x[i] - 0.5, cat.y[i] - 0.5))
-            .collect();
+        let (field, truth) = field_78();
         let found = |d: &Detector| {
             let p = predict(
                 d,
@@ -1018,21 +1025,7 @@ mod masked_tests {
     fn averaging_over_orientations_finds_the_sources_at_least_as_well() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/detect");
         let det = Detector::load(&dir, &Device::Cpu).unwrap();
-        let sky = deepsky_sim::sky::SkyConfig {
-            width: 256,
-            height: 256,
-            seed: 78,
-            ..Default::default()
-        };
-        let field = deepsky_sim::sky::simulate_sky(&sky, &()).unwrap();
-        // Stars and galaxies of S/N >= 3, in the detections' continuous 0-based pixels.
-        use deepsky_sim::sky::SourceClass;
-        let cat = &field.catalog;
-        let truth: Vec<(f64, f64)> = (0..cat.len())
-            .filter(|&i| matches!(cat.class[i], SourceClass::Star | SourceClass::Galaxy))
-            .filter(|&i| cat.snr[i] >= 3.0)
-            .map(|i| (cat.x[i] - 0.5, cat.y[i] - 0.5))
-            .collect();
+        let (field, truth) = field_78();
         let near = |d: &Scored, (tx, ty): (f64, f64)| {
             let (x, y) = d.bbox.centre();
             (tx - x as f64).hypot(ty - y as f64) < 2.5

@@ -202,38 +202,7 @@ impl FusedConv {
             );
             &scratch[..rows * n]
         };
-        let out = &mut out[..self.cout * n];
-        // SAFETY: `weight` is (cout, rows), `patches` (rows, n) and `out` (cout, n), all
-        // row-major and of at least those lengths (asserted above and by construction).
-        unsafe {
-            gemm::gemm(
-                self.cout,
-                n,
-                rows,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                self.weight.as_ptr(),
-                1,
-                rows as isize,
-                patches.as_ptr(),
-                1,
-                n as isize,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
-        }
-        for (row, &b) in out.chunks_exact_mut(n).zip(&self.bias) {
-            match self.act {
-                Activation::Identity => row.iter_mut().for_each(|v| *v += b),
-                Activation::Silu => silu_in_place(row, b),
-            }
-        }
+        self.rows_times_patches(0..self.cout, patches, n, &mut out[..self.cout * n]);
     }
 
     /// Output channels `channels` (a range of `0..cout`) at the output positions `at`
@@ -278,9 +247,23 @@ impl FusedConv {
                 }
             }
         }
-        let out = &mut out[..m * n];
-        // SAFETY: the weight rows `channels` are (m, rows), patches (rows, n), out (m, n),
-        // row-major, inside their slices.
+        self.rows_times_patches(channels, patches, n, &mut out[..m * n]);
+    }
+
+    /// `out = act(W[channels] · patches + b[channels])`: the weight rows `channels` `(m, rows)`
+    /// times `patches` `(rows, n)`, into `out` `(m, n)`, all row-major; one single-threaded
+    /// gemm, then bias and activation over each output row while it is in cache.
+    fn rows_times_patches(
+        &self,
+        channels: std::ops::Range<usize>,
+        patches: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        let (m, rows) = (channels.len(), self.cin * self.k * self.k);
+        assert!(channels.end <= self.cout && patches.len() >= rows * n && out.len() == m * n);
+        // SAFETY: the slices hold the (m, rows), (rows, n) and (m, n) row-major matrices
+        // (asserted above; `weight` is (cout, rows) by construction).
         unsafe {
             gemm::gemm(
                 m,
