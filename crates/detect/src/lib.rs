@@ -5,7 +5,8 @@
 //! - [`background`]: background and noise maps on a mesh (as SExtractor estimates them) and
 //!   the asinh normalisation that turns a high-dynamic-range float image into network input.
 //! - [`model`]: the network (conv–BN–SiLU, C2f stages, a feature pyramid, anchor-free heads at
-//!   strides 4, 8 and 16); [`assign`]: task-aligned target assignment; [`loss`]: BCE + GIoU.
+//!   strides 4, 8 and 16; [`model::CompiledNet`]: the same network compiled for CPU inference);
+//!   [`assign`]: task-aligned target assignment; [`loss`]: BCE + GIoU.
 //! - [`dataset`]: training examples cut from simulated fields of randomised imagers (and from
 //!   labelled real images) with flips, rotations, flux scaling and fresh noise; [`detector`]:
 //!   a [`Detector`] (network, weights and model card), trained through deepsky-nn's shared

@@ -1,8 +1,10 @@
 //! Running a trained detector over an image of any size: background and noise on the whole
-//! image, then square tiles with overlap, batched through the network, decoded, and merged at
-//! the seams.
+//! image, then tiles with overlap (at most `tile` a side, as few as cover the image), each run
+//! through the network (on the CPU the compiled network, [`crate::model::CompiledNet`], one
+//! tile per thread; on other devices candle's, tiles batched), decoded, and merged at the
+//! seams. The detections do not depend on the number of threads.
 //!
-//! Memory is bounded by the tile batch, not the image: the network only ever sees
+//! Memory is bounded by the tiles in flight, not the image: the network only ever sees
 //! `batch × tile × tile` pixels, and the whole-image arrays are the image itself, its
 //! background and noise maps (12 bytes per pixel: 200 MB for 4k × 4k).
 //!

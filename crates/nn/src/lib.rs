@@ -9,6 +9,8 @@
 //! - [`gan::GanTrainer`] trains a [`gan::GanTask`] (critic and generator losses) with two
 //!   optimisers, a moving average of the generator's weights, checkpoints and `--resume`.
 //! - [`device::parse_device`] reads `--device` (`cpu`, or `cuda[:N]` with the `cuda` feature).
+//! - [`infer`]: trained conv layers compiled for CPU inference (batch norm folded, activation
+//!   fused, one image per thread in reused buffers), for models whose predictions must be fast.
 //!
 //! ```
 //! use candle_core::{Device, Tensor, Module};
