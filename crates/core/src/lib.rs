@@ -9,6 +9,8 @@
 //!   section, so that a pipeline composes its sections' checks with [`ConfigError::within`].
 //! - [`math`]: special functions (ln Γ, the regularised incomplete gamma function, erf, erfc,
 //!   the normal CDF) used by the simulators and the detector.
+//! - [`mask`]: the planes of deepsky's bitmask images (`MP_<PLANE>` header cards), shared by
+//!   the simulator's truth masks, `deepsky segment` and `detect predict --mask`.
 //! - [`metrics`]: ROC curves and their area, used by the anomaly ranking, the detector's
 //!   evaluation and the fast-simulation classifier test.
 //! - [`pixel`]: the one conversion between deepsky's continuous 0-based pixel coordinates and
@@ -38,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod mask;
 pub mod math;
 pub mod metrics;
 pub mod pixel;
