@@ -13,6 +13,7 @@
 //! * [`calo`]: the CaloGAN and CaloChallenge shower layouts.
 //! * [`wcs`]: pixel ↔ sky conversion from an image header.
 //! * [`inspect`]: the summary behind `deepsky inspect`.
+//! * [`mask`]: bitmask images with `MP_<PLANE>` cards (segment masks, `detect --mask`).
 //! * [`atomic`]: outputs written under a temporary name and renamed when complete.
 //!
 //! Every error is an [`IoError`]: it names the file and says what is wrong in one line.
@@ -36,6 +37,7 @@ mod error;
 pub mod fits;
 pub mod h5;
 pub mod inspect;
+pub mod mask;
 pub mod tabular;
 pub mod wcs;
 

@@ -216,6 +216,12 @@ impl FitsWriter {
 
     fn write_card(&mut self, card: &Card) -> Result<()> {
         let key = card.key.to_ascii_uppercase();
+        let key = key.strip_prefix("HIERARCH ").unwrap_or(&key).to_string();
+        // Longer keywords (e.g. the `MP_COSMIC_RAY` mask-plane cards) are written with the
+        // HIERARCH convention, as cfitsio does, which astropy and fitsverify read.
+        if key.len() > 8 && key.len() <= 60 && card.value.is_some() {
+            return self.write_hierarch(&key, card);
+        }
         if key.len() > 8
             || key
                 .chars()
@@ -250,6 +256,34 @@ impl FitsWriter {
                 unsafe { sys::ffucrd(ptr, k.as_ptr(), c.as_ptr(), &mut status) };
             }
         }
+        self.check(status, || format!("cannot write keyword {key}"))
+    }
+
+    /// A `HIERARCH KEY = value / comment` card for a keyword longer than 8 characters.
+    fn write_hierarch(&mut self, key: &str, card: &Card) -> Result<()> {
+        if key
+            .chars()
+            .any(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+        {
+            return Err(self.err(
+                ErrorKind::InvalidInput,
+                format!("invalid FITS keyword `{}`: A-Z 0-9 - _ only", card.key),
+            ));
+        }
+        let value = card.value.as_ref().expect("checked by the caller");
+        let body = format_card("", value, &ascii(&card.comment));
+        // `format_card` pads the keyword field to 8 characters before `= `.
+        let image = format!("HIERARCH {key} = {}", body[10..].trim_start());
+        if image.len() > 80 {
+            return Err(self.err(
+                ErrorKind::InvalidInput,
+                format!("HIERARCH card for `{key}` longer than 80 characters"),
+            ));
+        }
+        let mut status = 0;
+        let ptr = self.h().ptr();
+        let c = cstr(&image);
+        unsafe { sys::ffprec(ptr, c.as_ptr(), &mut status) };
         self.check(status, || format!("cannot write keyword {key}"))
     }
 
