@@ -21,6 +21,7 @@
 //!     x: 10.5, y: 20.25, ra: f64::NAN, dec: f64::NAN,
 //!     bbox: BBox::new(8.0, 18.0, 13.0, 23.0),
 //!     class: 0, score: 0.9, flux: 1200.0, flux_err: 40.0, point_source: None,
+//!     aperture_masked: 0,
 //! };
 //! let (df, meta) = catalog_frame(&[star], &["star".to_string()], None);
 //! let x = df.column("x").unwrap().f64().unwrap().get(0);
@@ -43,6 +44,9 @@ use crate::metrics::{DetectedObject, TruthObject};
 
 /// Extension name of the catalogue table in `catalog.fits`.
 pub const CATALOG_HDU: &str = "CATALOG";
+
+/// The column [`with_masked_column`] adds.
+pub const MASKED_COLUMN: &str = "aper_masked";
 
 /// The keys of the catalogue's own primary-header cards (see [`header_cards`]).
 pub const HEADER_KEYS: [&str; 4] = ["IMAGE", "NIMAGES", "MODEL", "APERRAD"];
@@ -392,6 +396,27 @@ pub fn with_image_column(
     (df, meta)
 }
 
+/// Add the `aper_masked` column (pixels of each aperture left out as masked or NaN, from
+/// [`MeasuredObject::aperture_masked`]) at the end. `detect predict` adds it only with a mask,
+/// so that catalogues of runs without one keep their columns.
+pub fn with_masked_column(
+    mut df: DataFrame,
+    mut meta: TableMeta,
+    rows: &[MeasuredObject],
+) -> (DataFrame, TableMeta) {
+    let counts: Vec<i64> = rows.iter().map(|r| r.aperture_masked as i64).collect();
+    df.with_column(Column::new(MASKED_COLUMN.into(), counts))
+        .expect("one count per row");
+    meta.insert(
+        MASKED_COLUMN.into(),
+        ColumnMeta::new(
+            "pix",
+            "pixels overlapping the aperture left out as masked (--mask) or NaN; 0: clean",
+        ),
+    );
+    (df, meta)
+}
+
 /// The `image` column's unit and description.
 pub fn add_image_meta(meta: &mut TableMeta) {
     meta.insert(
@@ -536,7 +561,21 @@ mod tests {
             flux: 1000.0,
             flux_err: 50.0,
             point_source: None,
+            aperture_masked: 0,
         }
+    }
+
+    #[test]
+    fn the_masked_column_is_added_only_when_asked_for() {
+        let mut rows = [object(10.5, 0, 0.9), object(30.0, 1, 0.4)];
+        rows[1].aperture_masked = 3;
+        let (df, meta) = catalog_frame(&rows, &classes(), None);
+        assert!(df.column(MASKED_COLUMN).is_err());
+        let width = df.width();
+        let (df, meta) = with_masked_column(df, meta, &rows);
+        assert_eq!(df.width(), width + 1);
+        assert_eq!(ints(&df, MASKED_COLUMN), [0, 3]);
+        assert_eq!(meta[MASKED_COLUMN].unit.as_deref(), Some("pix"));
     }
 
     fn classes() -> Vec<String> {

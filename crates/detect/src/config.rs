@@ -15,6 +15,7 @@
 use std::path::PathBuf;
 
 use deepsky_core::config::{ensure, ConfigError, Validate};
+use deepsky_core::mask::MaskPlane;
 use deepsky_nn::train::TrainConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,40 @@ pub struct InputConfig {
     pub model: PathBuf,
     /// Truth catalogue HDU (`--truth`).
     pub truth_hdu: String,
+    /// Bitmask image (`MP_<PLANE>` cards, as `deepsky segment predict` writes in mask.fits)
+    /// whose pixels in `mask_planes` are treated as missing data, like NaN pixels; `--mask`
+    /// overrides it. Empty: no mask.
+    pub mask: PathBuf,
+    /// The mask planes that hide pixels (names of [`MaskPlane`]; default every plane but
+    /// `DETECTED`, which marks the sources themselves).
+    pub mask_planes: Vec<String>,
+    /// HDU of the mask (index or EXTNAME; empty: `MASK` if present, else the first image).
+    pub mask_hdu: String,
+}
+
+impl InputConfig {
+    /// The planes of `mask_planes`, checked (see [`Validate`]).
+    pub fn mask_planes(&self) -> Result<Vec<MaskPlane>, ConfigError> {
+        self.mask_planes
+            .iter()
+            .map(|name| {
+                MaskPlane::from_name(name).ok_or_else(|| {
+                    let valid: Vec<&str> = MaskPlane::ALL.iter().map(|p| p.name()).collect();
+                    ConfigError::at(
+                        "mask_planes",
+                        format!("unknown plane `{name}`; valid: {}", valid.join(", ")),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+impl Validate for InputConfig {
+    /// Mask plane names, keys relative to the `[input]` section.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.mask_planes().map(|_| ())
+    }
 }
 
 impl Default for InputConfig {
@@ -51,6 +86,13 @@ impl Default for InputConfig {
             hdu: String::new(),
             model: PathBuf::from("data/models/detect"),
             truth_hdu: "CATALOG".into(),
+            mask: PathBuf::new(),
+            mask_planes: MaskPlane::ALL
+                .iter()
+                .filter(|&&p| p != MaskPlane::Detected)
+                .map(|p| p.name().to_string())
+                .collect(),
+            mask_hdu: String::new(),
         }
     }
 }
@@ -135,6 +177,7 @@ impl DetectConfig {
 impl Validate for DetectConfig {
     /// Every section's checks, keys from the top of the file.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.input.validate().map_err(|e| e.within("input"))?;
         self.train.validate().map_err(|e| e.within("train"))?;
         self.model.validate().map_err(|e| e.within("model"))?;
         self.data.validate().map_err(|e| e.within("data"))?;
@@ -194,6 +237,10 @@ mod tests {
         );
         assert_eq!(key(&|c| c.predict.tile = 100), "predict.tile");
         assert_eq!(key(&|c| c.baseline.fwhm = 0.0), "baseline.fwhm");
+        assert_eq!(
+            key(&|c| c.input.mask_planes = vec!["COSMIC_RAY".into(), "CR".into()]),
+            "input.mask_planes"
+        );
         // The first failing section is reported, in file order.
         assert_eq!(
             key(&|c| {
@@ -201,6 +248,34 @@ mod tests {
                 c.photometry.gain = -1.0;
             }),
             "photometry.gain"
+        );
+    }
+
+    #[test]
+    fn mask_planes_default_to_all_but_detected_and_unknown_names_list_the_valid_ones() {
+        let input = InputConfig::default();
+        assert!(input.mask.as_os_str().is_empty());
+        let planes = input.mask_planes().unwrap();
+        assert_eq!(planes.len(), MaskPlane::ALL.len() - 1);
+        assert!(!planes.contains(&MaskPlane::Detected));
+        let lower = InputConfig {
+            mask_planes: vec!["cosmic_ray".into(), "MP_TRAIL".into()],
+            ..input.clone()
+        };
+        assert_eq!(
+            lower.mask_planes().unwrap(),
+            [MaskPlane::CosmicRay, MaskPlane::Trail]
+        );
+        let bad = InputConfig {
+            mask_planes: vec!["CR".into()],
+            ..input
+        };
+        let e = bad.validate().unwrap_err();
+        assert_eq!(e.key, "mask_planes");
+        assert!(
+            e.message.contains("`CR`") && e.message.contains("COSMIC_RAY, SATURATED"),
+            "{}",
+            e.message
         );
     }
 

@@ -156,6 +156,7 @@ mod tests {
             flux: 100.0,
             flux_err: 10.0,
             point_source: None,
+            aperture_masked: 0,
         }
     }
 

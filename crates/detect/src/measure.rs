@@ -343,6 +343,9 @@ pub struct MeasuredObject {
     pub flux_err: f64,
     /// The point-source test against the image's PSF ([`crate::stargal`]), when it ran.
     pub point_source: Option<PointSourceTest>,
+    /// Pixels overlapping the aperture that were left out of `flux` because they are NaN or
+    /// masked (`detect predict --mask` turns masked pixels into NaN); 0 for a clean aperture.
+    pub aperture_masked: usize,
 }
 
 /// The point-source test of a measured object ([`crate::stargal::apply`]).
@@ -409,7 +412,7 @@ pub fn measure(
             } else {
                 (bx, by)
             };
-            let (flux, flux_err) = match aperture_flux(
+            let (flux, flux_err, aperture_masked) = match aperture_flux(
                 image,
                 None,
                 bkg,
@@ -418,8 +421,8 @@ pub fn measure(
                 cfg.aperture_radius,
                 gain,
             ) {
-                Ok(p) => (p.flux, p.flux_err),
-                Err(_) => (f64::NAN, f64::NAN),
+                Ok(p) => (p.flux, p.flux_err, p.n_masked),
+                Err(_) => (f64::NAN, f64::NAN, 0),
             };
             let (ra, dec) = wcs
                 .and_then(|w| w.pixel_to_world(to_fits(x), to_fits(y)))
@@ -435,6 +438,7 @@ pub fn measure(
                 flux,
                 flux_err,
                 point_source: None,
+                aperture_masked,
             }
         })
         .collect()
@@ -552,6 +556,14 @@ mod tests {
             (det.x, det.class, det.snr),
             (rows[0].x as f32, Some(0), rows[0].snr())
         );
+        // Missing pixels in the aperture are left out and counted (`--mask` makes them NaN).
+        assert_eq!(rows[0].aperture_masked, 0);
+        let mut holed = img.clone();
+        holed[[17, 20]] = f32::NAN;
+        holed[[18, 20]] = f32::NAN;
+        let rows_holed = measure(holed.view(), &bkg, &dets, &classes, &cfg, Some(2.0), None);
+        assert_eq!(rows_holed[0].aperture_masked, 2);
+        assert!(rows_holed[0].flux < rows[0].flux);
         // No centroid: box centres.
         let boxed = MeasureConfig {
             centroid_sigma: 0.0,

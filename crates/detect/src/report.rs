@@ -25,6 +25,7 @@
 //!     outputs: vec!["detections.reg".into()],
 //!     plots: vec![],
 //!     psf: None,
+//!     mask: None,
 //! };
 //! let classes = vec!["star".to_string()];
 //! let report = PredictReport::summarise(vec![record], false, Path::new("model"), &classes, 1);
@@ -151,6 +152,21 @@ pub struct ImageRecord {
     /// The PSF size used and where it came from, and the resampling it led to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psf: Option<PsfRecord>,
+    /// The mask of `--mask` (or `input.mask`), when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<MaskRecord>,
+}
+
+/// The mask applied to one image (`mask` in report.json): its pixels in `planes` were
+/// treated as missing data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskRecord {
+    /// The mask file, as given.
+    pub path: String,
+    /// The planes that hid pixels (`input.mask_planes`).
+    pub planes: Vec<String>,
+    /// Pixels hidden by those planes.
+    pub masked_pixels: usize,
 }
 
 /// The PSF of one image as `predict` used it (`images[].psf` in report.json).
@@ -205,6 +221,7 @@ impl ImageRecord {
             outputs: Vec::new(),
             plots: Vec::new(),
             psf: None,
+            mask: None,
         }
     }
 }
@@ -620,6 +637,7 @@ mod tests {
                 flux: 1.0,
                 flux_err: 1.0,
                 point_source: None,
+                aperture_masked: 0,
             })
             .collect();
         let bkg = Background::constant((100, 200), 10.0, 2.0);
@@ -761,6 +779,7 @@ mod tests {
             flux: 4000.0,
             flux_err: 100.0,
             point_source: None,
+            aperture_masked: 0,
         };
         let eval = EvalConfig::default();
         let baseline = ClassicalConfig::default();
