@@ -575,3 +575,220 @@ print(len(a), int(same), int(list(a['id']) == list(range(1, len(a) + 1))))
     let o = run("bad", &[fields.display().to_string()], &["-q"]);
     assert_fails(&o, 2, &["f21_truth.fits"]);
 }
+
+/// The boxes (1-based inclusive pixels `[xmin, ymin, xmax, ymax]`) of the truth rows of
+/// `class` in a `simulate sky` truth catalogue.
+fn truth_boxes(truth: &std::path::Path, class: &str) -> Vec<[i64; 4]> {
+    let df = deepsky_detect::catalog::read_table(truth, "CATALOG").unwrap();
+    let names: Vec<String> = df
+        .column("class")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|n| n.unwrap_or("").trim().to_string())
+        .collect();
+    let col = |c: &str| deepsky_detect::catalog::column_f64(truth, &df, &[c]).unwrap();
+    let (x0, y0, x1, y1) = (
+        col("bbox_xmin"),
+        col("bbox_ymin"),
+        col("bbox_xmax"),
+        col("bbox_ymax"),
+    );
+    (0..names.len())
+        .filter(|&i| names[i] == class && x0[i] <= x1[i] && y0[i] <= y1[i])
+        .map(|i| [x0[i], y0[i], x1[i], y1[i]].map(|v| v as i64))
+        .collect()
+}
+
+/// Write a `MASK` HDU of `(h, w)` pixels with `bit` set inside `boxes`.
+fn write_box_mask(path: &std::path::Path, (h, w): (usize, usize), boxes: &[[i64; 4]], bit: u32) {
+    let mut bits = ndarray::Array2::<u32>::zeros((h, w));
+    for &[x0, y0, x1, y1] in boxes {
+        for r in (y0 - 1).max(0)..y1.min(h as i64) {
+            for c in (x0 - 1).max(0)..x1.min(w as i64) {
+                bits[[r as usize, c as usize]] |= bit;
+            }
+        }
+    }
+    let mut f = deepsky_io::fits::FitsWriter::create(path).unwrap();
+    deepsky_io::mask::write_mask_hdu(&mut f, "MASK", &bits, &[]).unwrap();
+    f.finish().unwrap();
+}
+
+/// The centres of a catalogue's detection boxes, as 1-based pixel indices (the pixel
+/// `predict` tests for missing data), with each row's class.
+fn box_centre_pixels(catalog: &std::path::Path) -> Vec<(i64, i64, String)> {
+    let df = deepsky_detect::catalog::read_table(catalog, "CATALOG").unwrap();
+    let col = |c: &str| deepsky_detect::catalog::column_f64(catalog, &df, &[c]).unwrap();
+    let (x0, y0, x1, y1) = (
+        col("box_xmin"),
+        col("box_ymin"),
+        col("box_xmax"),
+        col("box_ymax"),
+    );
+    let class = df.column("class").unwrap().str().unwrap().clone();
+    // FITS continuous c lies in the 1-based pixel floor(c - 0.5) + 1.
+    let pixel = |c: f64| (c - 0.5).floor() as i64 + 1;
+    (0..x0.len())
+        .map(|i| {
+            (
+                pixel((x0[i] + x1[i]) / 2.0),
+                pixel((y0[i] + y1[i]) / 2.0),
+                class.get(i).unwrap_or("").trim().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `detect predict --mask`: cosmic rays under COSMIC_RAY bits (from the simulator's truth
+/// boxes) are no longer reported, stars and galaxies are found as before, the catalogue says
+/// which apertures lost pixels and report.json and provenance.json name the mask; a mask of
+/// the wrong shape, one without MP_ cards, an unknown plane and a multi-image run are
+/// one-line input errors.
+#[test]
+fn masked_cosmic_rays_are_not_reported_and_sources_still_found() {
+    let d = tempfile::tempdir().unwrap();
+    let field = d.path().join("crs.fits");
+    let truth = d.path().join("crs_truth.fits");
+    ok(&deepsky(&[
+        "-q",
+        "simulate",
+        "sky",
+        "-c",
+        "pipelines/configs/sky.toml",
+        "--seed",
+        "31",
+        "--set",
+        "artefacts.cosmic_rays=40",
+        "-o",
+        field.to_str().unwrap(),
+    ]));
+    let crs = truth_boxes(&truth, "cosmic_ray");
+    assert_eq!(crs.len(), 40);
+    let mask = d.path().join("mask.fits");
+    write_box_mask(&mask, (256, 256), &crs, 1 << 0);
+    let run = |out: &str, extra: &[&str]| {
+        let o = d.path().join(out);
+        let mut args = vec![
+            "detect",
+            "predict",
+            "-q",
+            "-c",
+            "pipelines/configs/detect.toml",
+            "--input",
+            field.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+            "-o",
+            o.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        (deepsky(&args), o)
+    };
+    let (plain_run, plain) = run("plain", &[]);
+    ok(&plain_run);
+    let (masked_run, masked) = run("masked", &["--mask", mask.to_str().unwrap()]);
+    ok(&masked_run);
+
+    let on_a_cr = |(x, y, _): &(i64, i64, String)| {
+        crs.iter()
+            .any(|&[x0, y0, x1, y1]| (x0..=x1).contains(x) && (y0..=y1).contains(y))
+    };
+    let before = box_centre_pixels(&plain.join("catalog.fits"));
+    let after = box_centre_pixels(&masked.join("catalog.fits"));
+    let hits_before = before.iter().filter(|d| on_a_cr(d)).count();
+    let hits_after = after.iter().filter(|d| on_a_cr(d)).count();
+    let cr_class = |v: &[(i64, i64, String)]| v.iter().filter(|d| d.2 == "cosmic_ray").count();
+    eprintln!(
+        "detections on cosmic rays: {hits_before} without the mask, {hits_after} with it; \
+         cosmic_ray class {} -> {}",
+        cr_class(&before),
+        cr_class(&after)
+    );
+    assert!(
+        hits_before > 0,
+        "no detection on a cosmic ray without the mask"
+    );
+    assert_eq!(hits_after, 0);
+    assert!(cr_class(&after) < cr_class(&before));
+
+    // Stars and galaxies: found as before, within a few objects.
+    let (rp, rm) = (
+        json(&plain.join("report.json")),
+        json(&masked.join("report.json")),
+    );
+    for class in ["star", "galaxy"] {
+        let c = |r: &serde_json::Value| r["per_class"][class]["completeness"].as_f64().unwrap();
+        let n = rp["per_class"][class]["n_truth"].as_f64().unwrap();
+        eprintln!("{class}: completeness {:.3} -> {:.3}", c(&rp), c(&rm));
+        assert!(
+            c(&rm) >= c(&rp) - 2.0 / n - 0.02,
+            "{class}: completeness {} without the mask, {} with it",
+            c(&rp),
+            c(&rm)
+        );
+    }
+
+    // The record of the mask, and the column only the masked run has.
+    let record = &rm["images"][0]["mask"];
+    assert_eq!(record["path"], mask.display().to_string());
+    assert_eq!(record["planes"].as_array().unwrap().len(), 5);
+    let area: i64 = crs
+        .iter()
+        .map(|[x0, y0, x1, y1]| (x1 - x0 + 1) * (y1 - y0 + 1))
+        .sum();
+    let hidden = record["masked_pixels"].as_i64().unwrap();
+    assert!(hidden > 0 && hidden <= area, "{hidden} of {area}");
+    assert!(rp["images"][0].get("mask").is_none());
+    let prov = std::fs::read_to_string(masked.join("provenance.json")).unwrap();
+    assert!(prov.contains("mask.fits"), "mask not in provenance");
+    let plain_csv = std::fs::read_to_string(plain.join("catalog.csv")).unwrap();
+    let masked_csv = std::fs::read_to_string(masked.join("catalog.csv")).unwrap();
+    assert!(!plain_csv.lines().next().unwrap().contains("aper_masked"));
+    assert!(masked_csv.lines().next().unwrap().ends_with("aper_masked"));
+
+    // Bad masks: one line, exit 2, naming the files.
+    let o = d.path().join("bad");
+    let bad = |extra: &[&str]| {
+        let mut args = vec![
+            "detect",
+            "predict",
+            "--input",
+            field.to_str().unwrap(),
+            "-o",
+            o.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        deepsky(&args)
+    };
+    let small = d.path().join("small_mask.fits");
+    write_box_mask(&small, (128, 256), &crs, 1);
+    let f = bad(&["--mask", small.to_str().unwrap()]);
+    assert_fails(
+        &f,
+        2,
+        &["small_mask.fits", "crs.fits", "256×128", "256×256"],
+    );
+    let f = bad(&["--mask", field.to_str().unwrap()]);
+    assert_fails(&f, 2, &["crs.fits", "MP_"]);
+    let f = bad(&[
+        "--mask",
+        mask.to_str().unwrap(),
+        "--set",
+        "input.mask_planes=[\"COSMIC\"]",
+    ]);
+    assert_fails(&f, 2, &["input.mask_planes", "COSMIC_RAY"]);
+    let f = deepsky(&[
+        "detect",
+        "predict",
+        "--input",
+        field.to_str().unwrap(),
+        "data/sky_field.fits",
+        "--mask",
+        mask.to_str().unwrap(),
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    assert_fails(&f, 2, &["mask.fits", "single --input"]);
+}

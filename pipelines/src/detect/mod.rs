@@ -7,7 +7,8 @@
 //! - `calibrate`: choose a trained model's operating point again (writes OUT/model).
 //! - `predict`: background, tiles, network, NMS, centroids, aperture photometry, WCS; writes
 //!   catalog.fits/.csv, detections.reg (DS9), plots/overlay, report.json; with `--truth` the
-//!   completeness/purity/F1/mAP evaluation of the network and of the classical baseline.
+//!   completeness/purity/F1/mAP evaluation of the network and of the classical baseline;
+//!   with `--mask` the pixels of a bitmask's planes are treated as missing data.
 //! - `evaluate`: the same evaluation for any catalogue (e.g. SExtractor's), for benchmarks.
 //! - `merge`: combine the output folders of `predict --shard K/N` runs into what one
 //!   unsharded run writes (`deepsky submit` runs the shards as a Slurm job array).
@@ -80,6 +81,11 @@ pub struct PredictArgs {
     /// Model directory (overrides `input.model`).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Bitmask image of the (single) input, e.g. `deepsky segment predict`'s mask.fits: its
+    /// pixels in `input.mask_planes` are treated as missing data, like NaN pixels (overrides
+    /// `input.mask`).
+    #[arg(long, value_name = "MASK.fits")]
+    pub mask: Option<PathBuf>,
 }
 
 /// Arguments of `deepsky detect merge`.

@@ -1,15 +1,22 @@
 //! `deepsky detect predict`: one image, or many (`--input` files, folders, globs, `@list`)
 //! processed one after another in sorted order; `--shard K/N` takes the K-th contiguous
 //! block of that list, through exactly the same steps.
+//!
+//! With `--mask MASK.fits` (or `input.mask`; one image only, since a mask describes the
+//! pixels of one image) the mask's pixels in `input.mask_planes` become NaN in the copy of
+//! the image that is searched and measured, so they are missing data exactly as NaN pixels
+//! are: left out of the background, read as background by the network, never the centre of
+//! a detection, left out of centroids and apertures (counted in the catalogue's
+//! `aper_masked`). The overlay plot shows the image as read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use deepsky_detect::config::DetectConfig;
 use deepsky_detect::measure::MeasuredObject;
 use deepsky_detect::metrics::TruthObject;
 use deepsky_detect::report::{
-    ImageRecord, PredictReport, PredictTiming, ScoreThreshold, TruthReport,
+    ImageRecord, MaskRecord, PredictReport, PredictTiming, ScoreThreshold, TruthReport,
 };
 use deepsky_detect::{catalog, figures, measure, predict, psf, stargal, Detector};
 use deepsky_io::wcs::Wcs;
@@ -32,6 +39,65 @@ struct ImageResult {
 /// Folder of per-image products in runs over several images.
 const IMAGES_DIR: &str = "images";
 
+/// The mask of `--mask`: which pixels to treat as missing.
+struct HiddenPixels {
+    path: PathBuf,
+    planes: Vec<String>,
+    hidden: ndarray::Array2<bool>,
+}
+
+impl HiddenPixels {
+    /// Read `path` and take the pixels of `cfg.input.mask_planes`.
+    fn read(path: &Path, cfg: &DetectConfig) -> Result<HiddenPixels, RunError> {
+        let planes = cfg.input.mask_planes().map_err(|e| e.within("input"))?;
+        let mask = deepsky_io::mask::read_mask(path, &cfg.input.mask_hdu)?;
+        let absent: Vec<&str> = planes
+            .iter()
+            .filter(|&&p| mask.bit_of(p).is_none())
+            .map(|p| p.name())
+            .collect();
+        if !absent.is_empty() {
+            tracing::info!(
+                "{}: no MP_ card for {}; those planes hide nothing",
+                path.display(),
+                absent.join(", ")
+            );
+        }
+        Ok(HiddenPixels {
+            path: path.to_path_buf(),
+            planes: planes.iter().map(|p| p.name().to_string()).collect(),
+            hidden: mask.any_of(&planes),
+        })
+    }
+
+    /// A copy of `image` (read from `image_path`) with the hidden pixels NaN, and how many
+    /// were hidden; a mask of another shape is an input error naming both files.
+    fn apply(
+        &self,
+        image: &ndarray::Array2<f32>,
+        image_path: &Path,
+    ) -> Result<(ndarray::Array2<f32>, usize), RunError> {
+        if self.hidden.dim() != image.dim() {
+            let (mh, mw) = self.hidden.dim();
+            let (h, w) = image.dim();
+            return Err(RunError::input(format!(
+                "{}: the mask is {mw}×{mh} pixels but {} is {w}×{h}",
+                self.path.display(),
+                image_path.display()
+            )));
+        }
+        let mut searched = image.clone();
+        let mut count = 0;
+        searched.zip_mut_with(&self.hidden, |v, &hide| {
+            if hide {
+                *v = f32::NAN;
+                count += 1;
+            }
+        });
+        Ok((searched, count))
+    }
+}
+
 pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Result<(), RunError> {
     let device = deepsky_nn::device::parse_device(&args.common.device).map_err(common::nn_error)?;
     let images = inputs::expand(&args.input)?;
@@ -42,11 +108,31 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
             "--truth evaluates one image in one run; give a single --input image without --shard",
         ));
     }
+    let mask_path = args.mask.clone().or_else(|| {
+        let configured = &cfg.input.mask;
+        (!configured.as_os_str().is_empty()).then(|| configured.clone())
+    });
+    if let Some(m) = &mask_path {
+        if images.len() > 1 {
+            return Err(RunError::input(format!(
+                "{}: a mask describes the pixels of one image; give a single --input image (found {})",
+                m.display(),
+                images.len()
+            )));
+        }
+    }
     let mine = shard.select(&images);
     let (model_dir, det) = super::load_model(args.model.as_ref(), cfg, &device, frame)?;
     for image in mine {
         frame.provenance.input(image, "image")?;
     }
+    let mask = match &mask_path {
+        Some(p) => {
+            frame.provenance.input(p, "mask")?;
+            Some(HiddenPixels::read(p, cfg)?)
+        }
+        None => None,
+    };
     let classes = det.classes();
     let truth = match &args.truth {
         Some(p) => {
@@ -68,7 +154,16 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
         } else {
             String::new()
         };
-        let r = process_image(image, &prefix, &det, truth.as_deref(), cfg, &formats, frame)?;
+        let r = process_image(
+            image,
+            &prefix,
+            &det,
+            truth.as_deref(),
+            mask.as_ref(),
+            cfg,
+            &formats,
+            frame,
+        )?;
         if deepsky_runtime::interrupt::interrupted() {
             return Err(RunError::Interrupted);
         }
@@ -87,6 +182,11 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
     let truth_ids = evaluation.as_ref().map(|e| e.detector.truth_ids());
     let (df, meta) = catalog::catalog_frame(&objects, classes, truth_ids.as_deref());
     let (df, meta) = catalog::with_image_column(df, meta, image_names);
+    // Only with a mask, so that catalogues without one keep their columns.
+    let (df, meta) = match &mask {
+        Some(_) => catalog::with_masked_column(df, meta, &objects),
+        None => (df, meta),
+    };
     let cards = catalog::header_cards(&images, &model_dir, cfg.photometry.aperture_radius);
     write_catalog(frame, &df, &meta, &cards)?;
 
@@ -113,13 +213,16 @@ pub fn run(args: &PredictArgs, cfg: &DetectConfig, frame: &mut RunFrame) -> Resu
     Ok(())
 }
 
-/// Read, detect, measure and (with `truth`) evaluate one image; write its region file and
-/// plots under `prefix` (plots under `plots/` when the prefix is empty).
+/// Read, detect, measure and (with `truth`) evaluate one image, with the pixels `mask` hides
+/// as missing data; write its region file and plots under `prefix` (plots under `plots/` when
+/// the prefix is empty).
+#[allow(clippy::too_many_arguments)]
 fn process_image(
     path: &Path,
     prefix: &str,
     det: &Detector,
     truth: Option<&[TruthObject]>,
+    mask: Option<&HiddenPixels>,
     cfg: &DetectConfig,
     formats: &[deepsky_plot::Format],
     frame: &mut RunFrame,
@@ -136,6 +239,17 @@ fn process_image(
         }
     };
     let gain = cfg.photometry.effective_gain(&header);
+    // What is searched and measured: the image, or its copy with the masked pixels NaN.
+    let masked = match mask {
+        Some(m) => Some(m.apply(&image, path)?),
+        None => None,
+    };
+    let mask_record = masked.as_ref().zip(mask).map(|((_, n), m)| MaskRecord {
+        path: m.path.display().to_string(),
+        planes: m.planes.clone(),
+        masked_pixels: *n,
+    });
+    let searched = masked.as_ref().map_or(&image, |(s, _)| s);
     let t_read = t0.elapsed().as_secs_f64();
 
     // The network.
@@ -157,7 +271,7 @@ fn process_image(
     // (`[star_galaxy]`) and by resampling (`predict.psf_tolerance`); with both off, recorded
     // when it can be found.
     let given = (cfg.predict.psf_fwhm_pixels > 0.0).then_some(cfg.predict.psf_fwhm_pixels);
-    let resolved = psf::resolve_fwhm(given, &header, image.view());
+    let resolved = psf::resolve_fwhm(given, &header, searched.view());
     let (fwhm, source) = match resolved {
         Ok((f, s)) => (f, Some(s)),
         // Resampling and the point-source test need the PSF.
@@ -172,9 +286,15 @@ fn process_image(
             (0.0, None)
         }
     };
-    let (pred, scale) =
-        predict::predict_at_psf(det, image.view(), None, &cfg.predict, fwhm, &mut on_tiles)
-            .map_err(for_image)?;
+    let (pred, scale) = predict::predict_at_psf(
+        det,
+        searched.view(),
+        None,
+        &cfg.predict,
+        fwhm,
+        &mut on_tiles,
+    )
+    .map_err(for_image)?;
     if scale.resample_scale != 1.0 {
         tracing::info!(
             "{}: PSF {fwhm:.2} px; searched resampled by {:.3} to the trained {:.2} px",
@@ -188,7 +308,7 @@ fn process_image(
     let t2 = Instant::now();
     let bkg = &pred.background;
     let mut objects = measure::measure(
-        image.view(),
+        searched.view(),
         bkg,
         &pred.detections,
         classes,
@@ -200,7 +320,7 @@ fn process_image(
     if fwhm > 0.0 {
         let psf = stargal::PsfProfile::from_fwhm(fwhm);
         let sg = &cfg.star_galaxy;
-        if let Some(s) = stargal::apply(&mut objects, image.view(), bkg, &psf, classes, sg) {
+        if let Some(s) = stargal::apply(&mut objects, searched.view(), bkg, &psf, classes, sg) {
             tracing::debug!(
                 "{}: point-source test zero point {:.4} from {} bright objects",
                 path.display(),
@@ -221,7 +341,7 @@ fn process_image(
     // background beside it.
     if let Some(truth) = truth {
         let (eval, base) = (&cfg.evaluate, &cfg.baseline);
-        let view = image.view();
+        let view = searched.view();
         let tr = TruthReport::compute(view, bkg, &objects, truth, classes, eval, base)
             .map_err(detect_error)?;
         let (e, be) = (&tr.detector, &tr.baseline.evaluation);
@@ -252,6 +372,7 @@ fn process_image(
     let mut record = ImageRecord::new(path, [h, w], bkg, pred.tiles, &objects, classes, timing);
     record.outputs = vec![reg];
     record.plots = plots.written;
+    record.mask = mask_record;
     record.psf = source.map(|source| deepsky_detect::report::PsfRecord {
         fwhm_pixels: fwhm,
         source: source.to_string(),
