@@ -18,6 +18,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use deepsky_core::config::{ensure, ConfigError, Validate};
+use deepsky_core::mask::MaskPlane;
 use deepsky_core::pixel;
 use deepsky_io::fits::{FitsReader, HduSelector};
 use deepsky_io::h5::H5Reader;
@@ -77,6 +78,15 @@ pub struct InputConfig {
     pub id_column: String,
     /// fits_stamps: stamp side in pixels.
     pub stamp_size: usize,
+    /// fits_stamps: bitmask image of the FITS image (`MP_<PLANE>` cards, as `deepsky segment
+    /// predict` writes in mask.fits; HDU `MASK`, else the first image). Pixels in
+    /// `mask_planes` become NaN before the stamps are cut, like pixels off the image's edge,
+    /// so normalisation fills them (asinh: the stamp's median; none and standardise: 0).
+    /// Empty: no mask.
+    pub mask: PathBuf,
+    /// fits_stamps: the mask planes that hide pixels (default every plane but `DETECTED`,
+    /// which marks the sources themselves).
+    pub mask_planes: Vec<String>,
     /// table: numeric columns to use (empty: every numeric column except ids and labels).
     pub columns: Vec<String>,
     /// `asinh` (per-stamp, for images), `standardise` (per-column, for tables) or `none`.
@@ -108,6 +118,12 @@ impl Default for InputConfig {
             y_column: "Y".into(),
             id_column: String::new(),
             stamp_size: 32,
+            mask: PathBuf::new(),
+            mask_planes: MaskPlane::ALL
+                .iter()
+                .filter(|&&p| p != MaskPlane::Detected)
+                .map(|p| p.name().to_string())
+                .collect(),
             columns: vec![],
             normalise: NormaliseKind::Asinh,
             softening: 3.0,
@@ -131,8 +147,27 @@ impl InputConfig {
         let mut files = vec![(self.path.as_path(), "objects")];
         if self.kind == InputKind::FitsStamps {
             files.push((self.catalog.as_path(), "catalogue"));
+            if !self.mask.as_os_str().is_empty() {
+                files.push((self.mask.as_path(), "mask"));
+            }
         }
         files
+    }
+
+    /// The planes of `mask_planes`, checked.
+    pub fn mask_planes(&self) -> Result<Vec<MaskPlane>, ConfigError> {
+        self.mask_planes
+            .iter()
+            .map(|name| {
+                MaskPlane::from_name(name).ok_or_else(|| {
+                    let valid: Vec<&str> = MaskPlane::ALL.iter().map(|p| p.name()).collect();
+                    ConfigError::at(
+                        "mask_planes",
+                        format!("unknown plane `{name}`; valid: {}", valid.join(", ")),
+                    )
+                })
+            })
+            .collect()
     }
 }
 
@@ -148,6 +183,7 @@ impl Validate for InputConfig {
                 "is required for kind = \"fits_stamps\"",
             )?;
         }
+        self.mask_planes()?;
         Ok(())
     }
 }
@@ -404,7 +440,12 @@ fn fits_stamps(cfg: &InputConfig) -> Result<Objects> {
             image.ndim()
         )));
     }
-    let image = image.into_dimensionality::<ndarray::Ix2>().expect("2-D");
+    let mut image = image.into_dimensionality::<ndarray::Ix2>().expect("2-D");
+    let hidden = if cfg.mask.as_os_str().is_empty() {
+        None
+    } else {
+        Some(hide_masked(&mut image, cfg)?)
+    };
     let cat = read_table_any(&cfg.catalog, &cfg.catalog_hdu, "")?;
     let xs = column_f64(&cfg.catalog, &cat, &cfg.x_column, "input.x_column")?;
     let ys = column_f64(&cfg.catalog, &cat, &cfg.y_column, "input.y_column")?;
@@ -415,6 +456,17 @@ fn fits_stamps(cfg: &InputConfig) -> Result<Objects> {
         .collect();
     let s = cfg.stamp_size;
     let rows = cut_stamps(image.view(), &centres, s);
+    if let Some(hidden) = hidden {
+        let fractions = masked_fractions(hidden.view(), &centres, s);
+        let touched = fractions.iter().filter(|&&f| f > 0.0).count();
+        let worst = fractions.iter().copied().fold(0.0, f64::max);
+        tracing::info!(
+            "{}: {touched} of {} stamps have masked pixels (at most {:.1} %)",
+            cfg.mask.display(),
+            fractions.len(),
+            100.0 * worst
+        );
+    }
     let (ids, labels) = ids_and_labels(cfg, &cfg.catalog, &cat, xs.len())?;
     Ok(Objects {
         rows,
@@ -424,6 +476,46 @@ fn fits_stamps(cfg: &InputConfig) -> Result<Objects> {
         label_names: cfg.label_names.clone(),
         feature_names: vec![],
     })
+}
+
+/// The fraction of each stamp's pixels (cut as [`cut_stamps`] cuts them) that `hidden` marks;
+/// pixels off the image count as not masked.
+pub fn masked_fractions(hidden: ArrayView2<bool>, centres: &[(f64, f64)], size: usize) -> Vec<f64> {
+    let as_values = hidden.mapv(|h| if h { 1.0f32 } else { 0.0 });
+    cut_stamps(as_values.view(), centres, size)
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().filter(|&&v| v == 1.0).count() as f64 / (size * size) as f64)
+        .collect()
+}
+
+/// Make the pixels of `cfg.mask` in `cfg.mask_planes` NaN in `image` (read from `cfg.path`):
+/// the stamps then treat them as they treat pixels off the image. Returns the hidden pixels.
+fn hide_masked(image: &mut Array2<f32>, cfg: &InputConfig) -> Result<Array2<bool>> {
+    let planes = cfg.mask_planes().map_err(|e| e.within("input"))?;
+    let mask = deepsky_io::mask::read_mask(&cfg.mask, "")?;
+    let hidden = mask.any_of(&planes);
+    if hidden.dim() != image.dim() {
+        let ((mh, mw), (h, w)) = (hidden.dim(), image.dim());
+        return Err(ReprError::bad_input(format!(
+            "{}: the mask is {mw}×{mh} pixels but {} is {w}×{h}",
+            cfg.mask.display(),
+            cfg.path.display()
+        )));
+    }
+    let mut count = 0usize;
+    image.zip_mut_with(&hidden, |v, &hide| {
+        if hide {
+            *v = f32::NAN;
+            count += 1;
+        }
+    });
+    tracing::info!(
+        "{}: {count} pixels masked ({})",
+        cfg.path.display(),
+        cfg.mask_planes.join(", ")
+    );
+    Ok(hidden)
 }
 
 /// Object ids (a column, or row numbers from 1) and truth labels (a column, or none).
@@ -502,6 +594,99 @@ mod tests {
                 "x = {x}"
             );
         }
+    }
+
+    /// A cosmic ray under the mask: its pixel becomes NaN in the stamp (as pixels off the
+    /// image are) and the normalised stamp holds the stamp's median there, not the spike;
+    /// planes not chosen hide nothing; a mask of another shape is refused naming both files.
+    #[test]
+    fn masked_pixels_in_fits_stamps_are_replaced_like_missing_ones() {
+        use crate::normalise::Normaliser;
+        use deepsky_io::fits::FitsWriter;
+        use polars::prelude::Column;
+        let dir = tempfile::tempdir().unwrap();
+        let (img_path, cat_path, mask_path) = (
+            dir.path().join("img.fits"),
+            dir.path().join("cat.fits"),
+            dir.path().join("mask.fits"),
+        );
+        // Sky of 100 with a gentle gradient; a cosmic-ray spike at array (10, 10).
+        let mut img = Array2::from_shape_fn((20, 20), |(r, c)| 100.0 + (r + c) as f32 * 0.1);
+        img[[10, 10]] = 5000.0;
+        let mut w = FitsWriter::create(&img_path).unwrap();
+        w.write_image(None, &NdData::F32(img.clone().into_dyn()), &[])
+            .unwrap();
+        w.finish().unwrap();
+        // Two stamps: one centred on the spike (FITS 11, 11), one far from it.
+        let cat = DataFrame::new(
+            2,
+            vec![
+                Column::new("X".into(), vec![11.0f64, 4.0]),
+                Column::new("Y".into(), vec![11.0f64, 4.0]),
+            ],
+        )
+        .unwrap();
+        let mut w = FitsWriter::create(&cat_path).unwrap();
+        w.write_table("CAT", &cat, &Default::default(), &[])
+            .unwrap();
+        w.finish().unwrap();
+        let mut bits = Array2::<u32>::zeros((20, 20));
+        bits[[10, 10]] = MaskPlane::CosmicRay.bit();
+        bits[[3, 3]] = MaskPlane::Detected.bit();
+        let mut w = FitsWriter::create(&mask_path).unwrap();
+        deepsky_io::mask::write_mask_hdu(&mut w, "MASK", &bits, &[]).unwrap();
+        w.finish().unwrap();
+
+        let mut cfg = InputConfig {
+            kind: InputKind::FitsStamps,
+            path: img_path.clone(),
+            catalog: cat_path,
+            stamp_size: 8,
+            labels: String::new(),
+            ..Default::default()
+        };
+        // The spike's pixel is stamp (4, 4): size / 2 pixels before the centre.
+        let at = 4 * 8 + 4;
+        let plain = Objects::read(&cfg).unwrap();
+        assert_eq!(plain.rows[[0, at]], 5000.0);
+        cfg.mask = mask_path.clone();
+        let masked = Objects::read(&cfg).unwrap();
+        assert!(masked.rows[[0, at]].is_nan());
+        // Only that pixel changed; DETECTED (not in the default planes) hid nothing.
+        let changed = (0..64)
+            .filter(|&k| masked.rows[[0, k]].to_bits() != plain.rows[[0, k]].to_bits())
+            .count();
+        assert_eq!(changed, 1);
+        let bits = |o: &Objects| o.rows.row(1).mapv(f32::to_bits);
+        assert_eq!(bits(&masked), bits(&plain));
+        // What the network sees: the stamp's median (0 after asinh), not the spike.
+        let norm = Normaliser::fit(NormaliseKind::Asinh, 3.0, &masked.rows);
+        let seen = norm.apply(&masked.rows);
+        assert_eq!(seen[[0, at]], 0.0);
+        let seen_plain = Normaliser::fit(NormaliseKind::Asinh, 3.0, &plain.rows).apply(&plain.rows);
+        assert!(seen_plain[[0, at]] > 1.0);
+        let hidden = deepsky_io::mask::read_mask(&mask_path, "")
+            .unwrap()
+            .any_of(&[MaskPlane::CosmicRay]);
+        let centres = [(10.5, 10.5), (3.5, 3.5)];
+        assert_eq!(
+            masked_fractions(hidden.view(), &centres, 8),
+            [1.0 / 64.0, 0.0]
+        );
+
+        // An unknown plane, and a mask of another shape.
+        cfg.mask_planes = vec!["COSMIC".into()];
+        assert_eq!(cfg.validate().unwrap_err().key, "mask_planes");
+        cfg.mask_planes = vec!["COSMIC_RAY".into()];
+        let mut w = FitsWriter::create(&mask_path).unwrap();
+        deepsky_io::mask::write_mask_hdu(&mut w, "MASK", &Array2::zeros((20, 10)), &[]).unwrap();
+        w.finish().unwrap();
+        let e = Objects::read(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("mask.fits") && e.contains("img.fits") && e.contains("10×20"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1);
     }
 
     #[test]
