@@ -26,6 +26,7 @@ fn empty_config() -> SkyConfig {
             cosmic_rays: 0,
             saturated_stars: 0,
             bad_columns: 0,
+            ..ArtefactConfig::default()
         },
         ..SkyConfig::default()
     }
@@ -86,6 +87,7 @@ fn sky_same_seed_is_bit_identical_across_thread_counts() {
             cosmic_rays: 6,
             saturated_stars: 1,
             bad_columns: 2,
+            ..ArtefactConfig::default()
         },
         seed: 99,
         ..SkyConfig::default()
@@ -192,6 +194,7 @@ fn sky_noiseless_image_sum_is_sky_plus_catalogue_flux() {
             cosmic_rays: 0,
             saturated_stars: 0,
             bad_columns: 0,
+            ..ArtefactConfig::default()
         },
         seed: 3,
         ..noiseless(SkyConfig::default(), 800.0)
@@ -579,6 +582,7 @@ fn sky_artefacts_are_catalogued_and_visible() {
             cosmic_rays: 12,
             saturated_stars: 2,
             bad_columns: 4,
+            ..ArtefactConfig::default()
         },
         seed: 11,
         ..noiseless(SkyConfig::default(), 1000.0)

@@ -318,27 +318,69 @@ impl GalaxyModel {
     }
 }
 
-/// Detector artefacts to add; each becomes catalogue rows of its own class.
+/// Detector artefacts to add. Cosmic rays, saturated stars and bad columns become catalogue
+/// rows of their own class; satellite trails and hot pixels are only masked (a class of their
+/// own would change [`SourceClass::ALL`](super::SourceClass::ALL), which trained detectors
+/// depend on).
+///
+/// Every artefact is also marked in the field's truth masks ([`TruthMasks`](super::TruthMasks)):
+/// a pixel belongs to an artefact's plane when the signal that artefact added there exceeds
+/// `truth_threshold_sigma` times the background noise σ of a pixel (Poisson sky and read
+/// noise, `sqrt(sky_level + read_noise²) / gain` ADU, whether or not noise is enabled).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArtefactConfig {
-    /// Number of cosmic-ray hits: single pixels (30 %) or straight tracks of mean length 5
-    /// pixels (at most 25), 600–6000 e- per pixel of track, never PSF-convolved.
+    /// Number of cosmic-ray hits (when `cosmic_ray_rate` is 0). With the `simple` model:
+    /// single pixels (30 %) or straight tracks of mean length 5 pixels (at most 25),
+    /// 600–6000 e- per pixel of track, never PSF-convolved.
     pub cosmic_rays: usize,
+    /// How cosmic-ray hits look: `simple` (the description of `cosmic_rays`, the default) or
+    /// `physical` (tracks through the depletion layer, worms and spots, with charge diffusion;
+    /// see `physical_cosmic_rays`).
+    pub cosmic_ray_model: CosmicRayModel,
+    /// Cosmic-ray flux, hits per cm² per second (>= 0). 0 (the default) uses the fixed count
+    /// `cosmic_rays`; above 0 the count is Poisson with mean
+    /// `rate × chip area × exposure_time`, the chip area from `physical_cosmic_rays.pixel_um`.
+    /// Applies to either model.
+    pub cosmic_ray_rate: f64,
+    /// Parameters of the `physical` cosmic-ray model.
+    pub physical_cosmic_rays: PhysicalCosmicRays,
     /// Number of extra stars bright enough that their peak is 3–100× the saturation level
     /// (log-uniform), so that they bleed along their columns.
     pub saturated_stars: usize,
     /// Number of bad columns, from a random row to the top or bottom edge; half are dead
     /// (0 ADU), half hot (a constant 5–30 background sigma above the sky).
     pub bad_columns: usize,
+    /// Number of isolated hot pixels: a constant excess of 5–50 background sigma
+    /// (log-uniform), masked in the bad-column plane; not catalogued.
+    pub hot_pixels: usize,
+    /// Number of satellite or aircraft trails: straight lines across the whole image at a
+    /// random angle and offset, with a Gaussian cross-section; not catalogued, only masked.
+    pub trails: usize,
+    /// Shapes and brightness of the trails.
+    pub trail_model: TrailModel,
+    /// A pixel belongs to an artefact's mask plane when the artefact's added signal there
+    /// exceeds this many background sigma (> 0). Default 0.5.
+    pub truth_threshold_sigma: f64,
+    /// A pixel belongs to the Detected plane when the noiseless light of the stars and
+    /// galaxies there exceeds this many background sigma (> 0). Default 1.
+    pub footprint_threshold_sigma: f64,
 }
 
 impl Default for ArtefactConfig {
     fn default() -> Self {
         ArtefactConfig {
             cosmic_rays: 5,
+            cosmic_ray_model: CosmicRayModel::Simple,
+            cosmic_ray_rate: 0.0,
+            physical_cosmic_rays: PhysicalCosmicRays::default(),
             saturated_stars: 1,
             bad_columns: 1,
+            hot_pixels: 0,
+            trails: 0,
+            trail_model: TrailModel::default(),
+            truth_threshold_sigma: 0.5,
+            footprint_threshold_sigma: 1.0,
         }
     }
 }
@@ -346,8 +388,199 @@ impl Default for ArtefactConfig {
 impl Validate for ArtefactConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         count("cosmic_rays", self.cosmic_rays)?;
+        non_negative("cosmic_ray_rate", self.cosmic_ray_rate)?;
+        if self.cosmic_ray_rate > 1e6 {
+            return Err(ConfigError::at(
+                "cosmic_ray_rate",
+                format!(
+                    "must be at most 1e6 hits/cm2/s, got {}",
+                    self.cosmic_ray_rate
+                ),
+            ));
+        }
+        self.physical_cosmic_rays
+            .validate()
+            .map_err(|e| e.within("physical_cosmic_rays"))?;
         count("saturated_stars", self.saturated_stars)?;
-        count("bad_columns", self.bad_columns)
+        count("bad_columns", self.bad_columns)?;
+        count("hot_pixels", self.hot_pixels)?;
+        count("trails", self.trails)?;
+        self.trail_model
+            .validate()
+            .map_err(|e| e.within("trail_model"))?;
+        positive("truth_threshold_sigma", self.truth_threshold_sigma)?;
+        positive("footprint_threshold_sigma", self.footprint_threshold_sigma)
+    }
+}
+
+/// The cosmic-ray model, `cosmic_ray_model = "simple"` or `"physical"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CosmicRayModel {
+    /// Single pixels or short straight tracks of uniform charge, no diffusion (the model of
+    /// every earlier release, kept bit for bit).
+    #[default]
+    Simple,
+    /// Muon tracks through the depletion layer, curved electron worms and compact spots, with
+    /// Landau-like charge and charge diffusion ([`PhysicalCosmicRays`]).
+    Physical,
+}
+
+/// The `physical` cosmic-ray model. Each hit is, by these fractions, a compact spot, a curved
+/// worm, or else a straight track:
+///
+/// * **Tracks** (through-going muons): the flux is isotropic above the chip, so the flux
+///   through its horizontal plane goes as `cos θ sin θ` in zenith angle θ (drawn as
+///   `sin θ = sqrt(u)`); the projected length is `depletion_um · tan θ / pixel_um` pixels,
+///   capped at `max_track_px`, and the path in silicon is
+///   `sqrt(depletion_um² + (length · pixel_um)²)` µm. The charge per µm of path, one value
+///   per track, follows a Moyal distribution (the usual closed-form stand-in for the Landau)
+///   with most probable value `mpv_e_per_um` and scale `landau_scale_e_per_um`.
+/// * **Worms** (low-energy electrons): a walk of 0.25-pixel steps whose heading turns at a
+///   constant curvature drawn in ±[0.05, 0.3] rad/pixel plus a small random wander, over
+///   `worm_length_px` pixels (log-uniform); twice the track charge per µm, since slow
+///   electrons ionise more densely.
+/// * **Spots** (alphas, head-on hits): a Gaussian blob of σ drawn in `spot_sigma_px`, 1–4
+///   pixels across once diffused, with `spot_charge_e` electrons (log-uniform).
+///
+/// Every deposit (10 per pixel of track or worm) is spread by charge diffusion, a Gaussian of
+/// σ `diffusion_sigma_px` integrated over the pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PhysicalCosmicRays {
+    /// Thickness of the depletion layer, µm (> 0). Default 40.
+    pub depletion_um: f64,
+    /// Pixel pitch, µm (> 0); also sets the chip area for `cosmic_ray_rate`. Default 15.
+    pub pixel_um: f64,
+    /// Longest projected track, pixels (>= 1); grazing tracks are cut there. Default 100.
+    pub max_track_px: f64,
+    /// Most probable charge per µm of path of a minimum-ionising particle in silicon,
+    /// electrons (> 0). Default 80.
+    pub mpv_e_per_um: f64,
+    /// Scale of the Moyal distribution of the charge per µm, electrons (>= 0). Default 10.
+    pub landau_scale_e_per_um: f64,
+    /// Fraction of hits that are worms, in [0, 1]. Default 0.1.
+    pub worm_fraction: f64,
+    /// Range of a worm's walked length, pixels, log-uniform. Default [5, 30].
+    pub worm_length_px: [f64; 2],
+    /// Fraction of hits that are compact spots, in [0, 1] (with `worm_fraction` at most 1).
+    /// Default 0.1.
+    pub spot_fraction: f64,
+    /// Range of a spot's own Gaussian σ before diffusion, pixels, uniform. Default [0, 0.8].
+    pub spot_sigma_px: [f64; 2],
+    /// Range of a spot's charge, electrons, log-uniform. Default [5000, 50000].
+    pub spot_charge_e: [f64; 2],
+    /// σ of the charge diffusion, pixels (>= 0, at most 5). Default 0.4.
+    pub diffusion_sigma_px: f64,
+}
+
+impl Default for PhysicalCosmicRays {
+    fn default() -> Self {
+        PhysicalCosmicRays {
+            depletion_um: 40.0,
+            pixel_um: 15.0,
+            max_track_px: 100.0,
+            mpv_e_per_um: 80.0,
+            landau_scale_e_per_um: 10.0,
+            worm_fraction: 0.1,
+            worm_length_px: [5.0, 30.0],
+            spot_fraction: 0.1,
+            spot_sigma_px: [0.0, 0.8],
+            spot_charge_e: [5000.0, 50000.0],
+            diffusion_sigma_px: 0.4,
+        }
+    }
+}
+
+impl Validate for PhysicalCosmicRays {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("depletion_um", self.depletion_um)?;
+        positive("pixel_um", self.pixel_um)?;
+        in_range("max_track_px", self.max_track_px, 1.0, 10_000.0, " pixels")?;
+        positive("mpv_e_per_um", self.mpv_e_per_um)?;
+        non_negative("landau_scale_e_per_um", self.landau_scale_e_per_um)?;
+        in_range("worm_fraction", self.worm_fraction, 0.0, 1.0, "")?;
+        in_range("spot_fraction", self.spot_fraction, 0.0, 1.0, "")?;
+        if self.worm_fraction + self.spot_fraction > 1.0 {
+            return Err(ConfigError::at(
+                "spot_fraction",
+                format!(
+                    "worm_fraction + spot_fraction must be at most 1, got {}",
+                    self.worm_fraction + self.spot_fraction
+                ),
+            ));
+        }
+        check_range(
+            "worm_length_px",
+            self.worm_length_px,
+            0.5,
+            1000.0,
+            " pixels",
+        )?;
+        check_range("spot_sigma_px", self.spot_sigma_px, 0.0, 5.0, " pixels")?;
+        check_range("spot_charge_e", self.spot_charge_e, 1.0, 1e9, " electrons")?;
+        in_range(
+            "diffusion_sigma_px",
+            self.diffusion_sigma_px,
+            0.0,
+            5.0,
+            " pixels",
+        )
+    }
+}
+
+/// Satellite and aircraft trails. A trail is a straight line through a random point of the
+/// image at a random angle, with a Gaussian cross-section: a satellite's FWHM is the PSF's (a
+/// point source moving along the line), an aircraft's is 2–6 times wider (it is out of focus)
+/// and half of aircraft trails are a pair of parallel lines 4–12 pixels apart (wing-tip
+/// lights). The peak of the cross-section is drawn log-uniformly in `peak_sigma` background
+/// sigma per pixel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrailModel {
+    /// Range of the peak surface brightness, background sigma per pixel (> 0). Default [1, 50].
+    pub peak_sigma: [f64; 2],
+    /// Fraction of trails that are aircraft, in [0, 1]. Default 0.2.
+    pub aircraft_fraction: f64,
+}
+
+impl Default for TrailModel {
+    fn default() -> Self {
+        TrailModel {
+            peak_sigma: [1.0, 50.0],
+            aircraft_fraction: 0.2,
+        }
+    }
+}
+
+impl Validate for TrailModel {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_range(
+            "peak_sigma",
+            self.peak_sigma,
+            f64::MIN_POSITIVE,
+            1e6,
+            " sigma",
+        )?;
+        in_range("aircraft_fraction", self.aircraft_fraction, 0.0, 1.0, "")
+    }
+}
+
+/// `lo <= v <= hi`.
+pub(crate) fn in_range(
+    name: &str,
+    v: f64,
+    lo: f64,
+    hi: f64,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::at(
+            name,
+            format!("must be within [{lo}, {hi}]{unit}, got {v}"),
+        ))
     }
 }
 
@@ -592,6 +825,23 @@ impl Validate for SkyConfig {
         self.artefacts
             .validate()
             .map_err(|e| e.within("artefacts"))?;
+        let expected_hits = super::artefacts::expected_cosmic_rays(
+            self.artefacts.cosmic_ray_rate,
+            self.artefacts.physical_cosmic_rays.pixel_um,
+            self.width,
+            self.height,
+            self.exposure_time,
+        );
+        if expected_hits > MAX_COUNT as f64 {
+            return Err(ConfigError::at(
+                "artefacts.cosmic_ray_rate",
+                format!(
+                    "{} hits/cm2/s gives {expected_hits:.3e} expected hits on this chip, more \
+                     than {MAX_COUNT}",
+                    self.artefacts.cosmic_ray_rate
+                ),
+            ));
+        }
         count("injections", self.injections.len())?;
         let psf = self.psf_model();
         let extent = |r_half_arcsec: f64| SERSIC_TRUNCATION * r_half_arcsec / self.pixel_scale;

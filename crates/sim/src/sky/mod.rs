@@ -83,6 +83,7 @@
 // oversampled grid (render, fft), detector noise and artefacts shared with the cutouts
 // (detector), the truth catalogue (catalog), and the simulation that puts them together
 // (simulate).
+pub(crate) mod artefacts;
 pub(crate) mod catalog;
 pub(crate) mod config;
 pub(crate) mod detector;
@@ -97,8 +98,9 @@ pub(crate) mod wcs;
 pub use crate::output::{Card, CardValue, Column, ColumnData};
 pub use catalog::{SkyCatalog, SourceClass};
 pub use config::{
-    ArtefactConfig, GalaxyModel, Injection, MagnitudeDistribution, NoiseConfig, Psf, SkyConfig,
+    ArtefactConfig, CosmicRayModel, GalaxyModel, Injection, MagnitudeDistribution, NoiseConfig,
+    PhysicalCosmicRays, Psf, SkyConfig, TrailModel,
 };
 pub use sersic::sersic_b;
-pub use simulate::{simulate_sky, SkyField};
+pub use simulate::{simulate_sky, SkyField, TruthMasks};
 pub use wcs::TanWcs;

@@ -5,12 +5,16 @@ use ndarray::Array2;
 use rand::Rng;
 use rayon::prelude::*;
 
+use super::artefacts::{cosmic_ray_count, draw_physical, Trail};
 use super::catalog::{bbox_around, Entry, SkyCatalog, SourceClass};
-use super::config::{imaging_cards, log_uniform, mag_of_flux, uniform, Injection, SkyConfig};
+use super::config::{
+    imaging_cards, log_uniform, mag_of_flux, uniform, CosmicRayModel, Injection, SkyConfig,
+};
 use super::detector::{bleed_columns, gaussian_in_place, poisson_in_place, CosmicRay};
 use super::render::{Renderer, Stamp};
 use super::sersic::Sersic;
 use super::wcs::TanWcs;
+use deepsky_core::mask::MaskPlane;
 use deepsky_core::Validate;
 
 use crate::error::Result;
@@ -18,7 +22,33 @@ use crate::output::{card, seed_card, Card, CardValue};
 use crate::rng::{stream_rng, SimRng};
 use crate::Progress;
 
-/// A simulated field: image, truth catalogue, WCS and the configuration that made it.
+/// Per-pixel truth of what each artefact and source touched, shape `(height, width)` like the
+/// image. The rules are in the [module documentation](super#truth-masks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthMasks {
+    /// Bits of [`MaskPlane`]: `CosmicRay`, `Saturated`, `BadColumn`, `Trail` and `Detected`
+    /// (never `NoData`: a simulated image has no missing pixels).
+    pub bits: Array2<u32>,
+    /// 0 for sky, else 1 + the catalogue row index (the catalogue's `id`) of the star, galaxy
+    /// or saturated star whose noiseless light dominates the pixel, for every pixel in the
+    /// `Detected` plane.
+    pub segmentation: Array2<i32>,
+}
+
+impl TruthMasks {
+    /// Whether `plane` is set at `[row, col]`.
+    pub fn has(&self, plane: MaskPlane, row: usize, col: usize) -> bool {
+        plane.is_set(self.bits[[row, col]])
+    }
+
+    /// Number of pixels with `plane` set.
+    pub fn count(&self, plane: MaskPlane) -> usize {
+        self.bits.iter().filter(|&&b| plane.is_set(b)).count()
+    }
+}
+
+/// A simulated field: image, truth catalogue, truth masks, WCS and the configuration that
+/// made it.
 #[derive(Debug, Clone)]
 pub struct SkyField {
     /// Image in ADU, shape `(height, width)`, `image[[row, col]]` with row = y - 1 and
@@ -26,6 +56,8 @@ pub struct SkyField {
     pub image: Array2<f32>,
     /// Truth catalogue.
     pub catalog: SkyCatalog,
+    /// Truth masks: which pixels each kind of artefact and which source touched.
+    pub masks: TruthMasks,
     /// World coordinate system of the image.
     pub wcs: TanWcs,
     /// Configuration used.
@@ -265,11 +297,28 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
         })
         .collect();
 
+    // Truth masks: an artefact's plane where its own signal exceeds `truth_level`, the
+    // Detected plane where the noiseless sources exceed `footprint_level` (both in ADU).
+    let sigma_adu = noise.background_sigma_adu();
+    let truth_level = cfg.artefacts.truth_threshold_sigma * sigma_adu;
+    let footprint_level = cfg.artefacts.footprint_threshold_sigma * sigma_adu;
+    let mut bits = vec![0u32; w * h];
+    let mut segmentation = vec![0i32; w * h];
+    // The largest single-source light in each pixel so far, for the segmentation.
+    let mut dominant = vec![0.0f64; w * h];
+
     let mut model = vec![0.0f64; w * h];
     let mut entries = Vec::with_capacity(specs.len());
     let mut saturated_rows = Vec::new();
     for (spec, (stamp, flux)) in specs.iter().zip(&rendered) {
         let flux_in_image = stamp.add_to(&mut model, w, h);
+        let segment = entries.len() as i32 + 1;
+        stamp.for_each_on(w, h, |k, v| {
+            if v > dominant[k] {
+                dominant[k] = v;
+                segmentation[k] = segment;
+            }
+        });
         let snr = stamp.snr_on(w, h, noise);
         let saturated = stamp.peak_on(w, h) + sky_adu > cfg.saturation;
         let mag = mag_of_flux(*flux, cfg.zeropoint, cfg.exposure_time);
@@ -332,6 +381,30 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
         entries.push(entry);
     }
     drop(rendered);
+    drop(dominant);
+    for k in 0..w * h {
+        if model[k] > footprint_level {
+            bits[k] |= MaskPlane::Detected.bit();
+        } else {
+            segmentation[k] = 0;
+        }
+    }
+
+    // Trails are light from above the atmosphere, so they get photon noise like the sources.
+    if cfg.artefacts.trails > 0 {
+        let mut trails = vec![0.0f64; w * h];
+        for i in 0..cfg.artefacts.trails {
+            let mut rng = stream_rng(cfg.seed, "sky.trail", i as u64);
+            let trail = Trail::draw(&mut rng, &cfg.artefacts.trail_model, fwhm, sigma_adu, w, h);
+            trail.add_to(&mut trails, w, h);
+        }
+        for k in 0..w * h {
+            if trails[k] > truth_level {
+                bits[k] |= MaskPlane::Trail.bit();
+            }
+            model[k] += trails[k];
+        }
+    }
 
     // Expected electrons, then photon noise, one stream per row.
     let mut e: Vec<f64> = model.iter().map(|m| noise.sky_level + gain * m).collect();
@@ -344,13 +417,40 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
 
     // Cosmic rays deposit charge after the photon noise (their own fluctuations are in the
     // drawn charge) and before bleeding (a hit on a saturated star bleeds too).
-    for i in 0..cfg.artefacts.cosmic_rays {
-        let mut rng = stream_rng(cfg.seed, "sky.cosmic_ray", i as u64);
-        let x = uniform(&mut rng, -0.5, w as f64 - 0.5);
-        let y = uniform(&mut rng, -0.5, h as f64 - 0.5);
-        let cr = CosmicRay::draw(&mut rng, x, y);
+    let artefacts = &cfg.artefacts;
+    let n_cosmic_rays = if artefacts.cosmic_ray_rate > 0.0 {
+        cosmic_ray_count(
+            &mut stream_rng(cfg.seed, "sky.cosmic_ray_count", 0),
+            artefacts.cosmic_ray_rate,
+            artefacts.physical_cosmic_rays.pixel_um,
+            w,
+            h,
+            cfg.exposure_time,
+        )
+    } else {
+        artefacts.cosmic_rays
+    };
+    // Electrons deposited by all cosmic rays, for their mask plane.
+    let mut cosmic_e = vec![0.0f64; if n_cosmic_rays > 0 { w * h } else { 0 }];
+    for i in 0..n_cosmic_rays {
+        let (x, y, cr) = match artefacts.cosmic_ray_model {
+            CosmicRayModel::Simple => {
+                let mut rng = stream_rng(cfg.seed, "sky.cosmic_ray", i as u64);
+                let x = uniform(&mut rng, -0.5, w as f64 - 0.5);
+                let y = uniform(&mut rng, -0.5, h as f64 - 0.5);
+                (x, y, CosmicRay::draw(&mut rng, x, y))
+            }
+            CosmicRayModel::Physical => {
+                let mut rng = stream_rng(cfg.seed, "sky.physical_cosmic_ray", i as u64);
+                let x = uniform(&mut rng, -0.5, w as f64 - 0.5);
+                let y = uniform(&mut rng, -0.5, h as f64 - 0.5);
+                let hit = draw_physical(&mut rng, x, y, &artefacts.physical_cosmic_rays);
+                (x, y, hit.cr)
+            }
+        };
         let mut stamp = cr.stamp();
         stamp.add_to(&mut e, w, h);
+        stamp.add_to(&mut cosmic_e, w, h);
         stamp.scale(1.0 / gain);
         let in_image = {
             let mut s = 0.0;
@@ -384,10 +484,29 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
         progress.inc(1);
     }
 
+    for (k, &q) in cosmic_e.iter().enumerate() {
+        if q / gain > truth_level {
+            bits[k] |= MaskPlane::CosmicRay.bit();
+        }
+    }
+    drop(cosmic_e);
+
     let full_well = cfg.saturation * gain;
+    // Saturated: pixels at the full well once the charge has bled, and pixels that received
+    // more than `truth_level` of bled charge.
+    let before_bleeding = e.iter().any(|&v| v > full_well).then(|| e.clone());
     bleed_columns(&mut e, w, h, full_well);
-    // Extend saturated stars' boxes along the full pixels of their bleed trails.
     let full = full_well * (1.0 - 1e-12);
+    for k in 0..w * h {
+        let bled = before_bleeding
+            .as_ref()
+            .is_some_and(|b| (e[k] - b[k]) / gain > truth_level);
+        if e[k] >= full || bled {
+            bits[k] |= MaskPlane::Saturated.bit();
+        }
+    }
+    drop(before_bleeding);
+    // Extend saturated stars' boxes along the full pixels of their bleed trails.
     for &k in &saturated_rows {
         let entry = &mut entries[k];
         let row = entry.y.round();
@@ -422,6 +541,16 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
     // Electrons to ADU; the converter saturates.
     let mut adu: Vec<f64> = e.iter().map(|v| (v / gain).min(cfg.saturation)).collect();
     drop(e);
+    for (b, &v) in bits.iter_mut().zip(&adu) {
+        if v >= cfg.saturation {
+            *b |= MaskPlane::Saturated.bit();
+        }
+    }
+    let mut mark_bad = |k: usize, before: f64, after: f64| {
+        if (after - before).abs() > truth_level {
+            bits[k] |= MaskPlane::BadColumn.bit();
+        }
+    };
 
     for i in 0..cfg.artefacts.bad_columns {
         let mut rng = stream_rng(cfg.seed, "sky.bad_column", i as u64);
@@ -438,11 +567,13 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
         let level = uniform(&mut rng, 5.0, 30.0) * noise.background_sigma_adu().max(1.0);
         for row in lo..=hi {
             let v = &mut adu[row * w + col];
+            let before = *v;
             *v = if hot {
                 (*v + level).min(cfg.saturation)
             } else {
                 0.0
             };
+            mark_bad(row * w + col, before, *v);
         }
         let nan = f64::NAN;
         entries.push(Entry {
@@ -464,16 +595,31 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
         progress.inc(1);
     }
 
+    for i in 0..cfg.artefacts.hot_pixels {
+        let mut rng = stream_rng(cfg.seed, "sky.hot_pixel", i as u64);
+        let k = rng.random_range(0..h) * w + rng.random_range(0..w);
+        let level = log_uniform(&mut rng, 5.0, 50.0) * noise.background_sigma_adu().max(1.0);
+        let before = adu[k];
+        adu[k] = (before + level).min(cfg.saturation);
+        mark_bad(k, before, adu[k]);
+    }
+
     let mut catalog = SkyCatalog::default();
     for entry in entries {
         catalog.push(entry, &wcs);
     }
     let image = Array2::from_shape_vec((h, w), adu.into_iter().map(|v| v as f32).collect())
         .expect("image buffer has height*width pixels");
+    let masks = TruthMasks {
+        bits: Array2::from_shape_vec((h, w), bits).expect("mask has height*width pixels"),
+        segmentation: Array2::from_shape_vec((h, w), segmentation)
+            .expect("segmentation has height*width pixels"),
+    };
     tracing::debug!(rows = catalog.len(), "sky field done");
     Ok(SkyField {
         image,
         catalog,
+        masks,
         wcs,
         config: cfg.clone(),
     })
