@@ -417,7 +417,7 @@ fn submit_dry_run_shards_anomaly_scoring_with_a_model_and_merges_with_anomaly_me
         (
             vec!["fastsim", "train"],
             vec![],
-            "supported: detect predict, anomaly",
+            "supported: detect predict, segment predict, anomaly",
         ),
         (vec!["detect", "predict"], vec![], "needs its inputs"),
     ] {

@@ -10,6 +10,7 @@ mod common;
 mod detect;
 mod fastsim;
 mod inspect;
+mod segment;
 mod simulate;
 mod submit;
 
@@ -53,6 +54,10 @@ enum Command {
     /// against reference Monte Carlo and measure the speed-up.
     #[command(subcommand)]
     Fastsim(fastsim::FastsimCommand),
+    /// Pixel masks with a U-Net: cosmic rays, saturation and bleed trails, bad columns,
+    /// satellite trails, source footprints; segmentation map and cleaned image.
+    #[command(subcommand)]
+    Segment(segment::SegmentCommand),
     /// Run a pipeline over many inputs as a Slurm job array with a dependent merge job;
     /// `--status OUT` reports failed shards with their logs.
     Submit(submit::SubmitArgs),
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         Command::Anomaly(args) => anomaly::run(args),
         Command::Detect(cmd) => detect::run(cmd),
         Command::Fastsim(cmd) => fastsim::run(cmd),
+        Command::Segment(cmd) => segment::run(cmd),
         Command::Submit(args) => submit::run(args),
     };
     match result {

@@ -110,6 +110,33 @@ impl ShardedPipeline for DetectPredict {
     }
 }
 
+/// `segment predict` over many images: shards split the sorted image list.
+struct SegmentPredict;
+
+impl ShardedPipeline for SegmentPredict {
+    fn words(&self) -> &'static [&'static str] {
+        &["segment", "predict"]
+    }
+    fn input_option(&self) -> Option<&'static str> {
+        Some("--input")
+    }
+    fn refused(&self) -> &'static [&'static str] {
+        &["--truth"]
+    }
+    fn check(&self, words: &[String], shards: usize) -> Result<Vec<String>, RunError> {
+        config_options::<crate::segment::SegmentConfig>(&parse(self, words, shards)?)
+    }
+    fn merge_words(&self) -> &'static [&'static str] {
+        &["segment", "merge"]
+    }
+    fn summary(&self, r: &serde_json::Value) -> String {
+        format!("{} images masked", r["summary"]["n_images"])
+    }
+    fn product(&self) -> &'static str {
+        "report.json"
+    }
+}
+
 /// `anomaly --model DIR`, a trained model applied to many objects: shards split the objects.
 struct AnomalyApply;
 
@@ -144,7 +171,8 @@ impl ShardedPipeline for AnomalyApply {
 }
 
 /// The pipeline steps that run in shards.
-pub static PIPELINES: [&(dyn ShardedPipeline + Sync); 2] = [&DetectPredict, &AnomalyApply];
+pub static PIPELINES: [&(dyn ShardedPipeline + Sync); 3] =
+    [&DetectPredict, &SegmentPredict, &AnomalyApply];
 
 /// The sharded step that `words` (the pipeline after `--`) name.
 fn pipeline_of(words: &[String]) -> Result<&'static dyn ShardedPipeline, RunError> {
