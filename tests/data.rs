@@ -177,7 +177,7 @@ fn regeneration_reproduces_the_committed_samples() {
         compared += 1;
     }
     assert_eq!(
-        compared, 7,
-        "sky field + truth, cutouts, events + truth + features, showers"
+        compared, 8,
+        "sky field + truth + masks, cutouts, events + truth + features, showers"
     );
 }

@@ -90,6 +90,88 @@ fn sky_field_is_valid_fits_with_wcs_and_truth_and_is_reproducible() {
 }
 
 #[test]
+fn sky_truth_masks_are_a_bitmask_and_segmentation_that_astropy_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let sky = d.path().join("m.fits");
+    let set = [
+        "width=96",
+        "height=80",
+        "n_stars=8",
+        "n_galaxies=10",
+        "artefacts.cosmic_ray_model=\"physical\"",
+        "artefacts.cosmic_rays=12",
+        "artefacts.trails=1",
+        "artefacts.hot_pixels=4",
+    ];
+    let mut args = vec![
+        "simulate",
+        "sky",
+        "--seed",
+        "4",
+        "-o",
+        sky.to_str().unwrap(),
+    ];
+    for s in &set {
+        args.extend(["--set", s]);
+    }
+    ok(&deepsky(&args, 1));
+    let masks = d.path().join("m_masks.fits");
+    fitsverify_ok(&masks);
+    let mask = deepsky_io::mask::read_mask(&masks, "MASK").unwrap();
+    assert_eq!(mask.bits.dim(), (80, 96));
+    use deepsky_core::mask::MaskPlane;
+    for plane in MaskPlane::ALL {
+        assert_eq!(mask.bit_of(plane), Some(plane.bit_number()), "{plane}");
+    }
+    for plane in [
+        MaskPlane::CosmicRay,
+        MaskPlane::Saturated,
+        MaskPlane::BadColumn,
+        MaskPlane::Trail,
+        MaskPlane::Detected,
+    ] {
+        let n = mask.plane(plane).unwrap().iter().filter(|&&b| b).count();
+        assert!(n > 0, "no {plane} pixels");
+    }
+    assert!(mask.plane(MaskPlane::NoData).unwrap().iter().all(|&b| !b));
+    let code = r#"
+import sys
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+with fits.open(sys.argv[1]) as h, fits.open(sys.argv[2]) as img, fits.open(sys.argv[3]) as t:
+    m, s = h['MASK'], h['SEGMENTATION']
+    assert m.data.dtype.kind == 'i' and s.data.dtype.kind == 'i'
+    assert m.data.shape == s.data.shape == img[0].data.shape
+    cr = 1 << m.header['MP_COSMIC_RAY']
+    det = 1 << m.header['MP_DETECTED']
+    assert np.all((s.data > 0) == ((m.data & det) > 0))
+    ids = t['CATALOG'].data['id']
+    assert s.data.max() <= ids.max()
+    assert WCS(m.header).wcs.ctype[0] == 'RA---TAN'
+    print(int(np.sum((m.data & cr) > 0)), int(s.data.max()))
+"#;
+    let out = Command::new(python())
+        .args(["-c", code])
+        .args([&masks, &sky, &d.path().join("m_truth.fits")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(
+        v[0] >= 12 && v[1] > 0,
+        "cosmic-ray pixels, largest segment: {v:?}"
+    );
+}
+
+#[test]
 fn event_list_is_ogip_and_astropy_reads_it() {
     let d = tempfile::tempdir().unwrap();
     let ev = d.path().join("ev.fits");
@@ -350,7 +432,12 @@ fn outputs_carry_the_runs_provenance() {
         ],
         1,
     ));
-    for path in [sky.clone(), d.path().join("s_truth.fits")] {
+    let sky_files = [
+        sky.clone(),
+        d.path().join("s_truth.fits"),
+        d.path().join("s_masks.fits"),
+    ];
+    for path in sky_files {
         fitsverify_ok(&path);
         let mut f = FitsReader::open(&path).unwrap();
         let h = f.header(&HduSelector::Index(0)).unwrap();

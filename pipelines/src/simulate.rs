@@ -27,7 +27,7 @@ use crate::common::dump_or_run;
 
 #[derive(Subcommand, Debug)]
 pub enum SimulateCommand {
-    /// Optical sky field (FITS image with TAN WCS) and its truth catalogue.
+    /// Optical sky field (FITS image with TAN WCS), its truth catalogue and truth masks.
     Sky(SkyArgs),
     /// Galaxy cutout stamps with a small labelled fraction of rare classes (HDF5).
     Cutouts(CutoutArgs),
@@ -72,7 +72,8 @@ pub struct EventsArgs {
 pub struct SkyArgs {
     #[command(flatten)]
     common: Common,
-    /// Output image; the truth catalogue goes to `<stem>_truth.fits` beside it.
+    /// Output image; the truth catalogue goes to `<stem>_truth.fits` beside it, the truth
+    /// masks (MASK bitmask and SEGMENTATION) to `<stem>_masks.fits`.
     #[arg(short, long, default_value = "sky.fits")]
     out: PathBuf,
 }
@@ -199,11 +200,13 @@ fn run_sky(a: SkyArgs) -> Result<(), RunError> {
     let field = sky::simulate_sky(c, &Ticks::new("sky", work, "sources")).map_err(sim_error)?;
     deepsky_runtime::interrupt::check()?;
     let truth = files::sky(&a.out, &field, &record.cards()).map_err(sim_error)?;
+    let masks = files::sky_masks(&a.out, &field, &record.cards()).map_err(sim_error)?;
     let (w, h) = (field.image.ncols(), field.image.nrows());
     let (n, out) = (field.catalog.len(), a.out.display());
     eprintln!(
-        "wrote a {w}x{h} field to {out} and {n} truth sources to {}",
-        truth.display()
+        "wrote a {w}x{h} field to {out}, {n} truth sources to {} and truth masks to {}",
+        truth.display(),
+        masks.display()
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The simulators' results as files, in their documented layouts: the sky field as a FITS
-//! image with its truth catalogue beside it ([`sky`]), the cutout set as an HDF5 file
+//! image with its truth catalogue beside it ([`sky`]) and its truth masks ([`sky_masks`]), the cutout set as an HDF5 file
 //! ([`cutouts`], the `deepsky-cutouts` layout), the event list as OGIP EVENTS and GTI tables
 //! with its truth and light-curve features beside it ([`events`]). Showers are written by
 //! `deepsky-io` ([`deepsky_io::calo::CaloGanShowers::write_as`], after
@@ -117,6 +117,39 @@ pub fn sky(out: &Path, field: &SkyField, prov: &[Card]) -> Result<PathBuf> {
     w.write_table("CATALOG", &cat, &meta, &cat_cards)?;
     w.finish()?;
     Ok(truth)
+}
+
+/// `<dir>/<stem>_masks.fits` for `<dir>/<stem>.fits[.gz]`.
+pub fn masks_path(out: &Path) -> PathBuf {
+    sibling(out, "masks")
+}
+
+/// The sky field's truth masks beside the image `out`, in `<stem>_masks.fits`: an empty
+/// primary HDU with the provenance cards `prov`, then `MASK` (int32 bitmask of
+/// [`deepsky_core::mask::MaskPlane`] bits, with the `MP_<PLANE>` cards of
+/// [`deepsky_io::mask::write_mask_hdu`]) and `SEGMENTATION` (int32: 0 for sky, else the
+/// catalogue `id` of the dominant source), both with the image's WCS cards. Returns the path.
+pub fn sky_masks(out: &Path, field: &SkyField, prov: &[Card]) -> Result<PathBuf> {
+    let path = masks_path(out);
+    let wcs_cards: Vec<Card> = cards(&field.wcs.header_cards());
+    let mut w = FitsWriter::create(&path)?;
+    w.write_primary_header(prov)?;
+    let mut mask_cards = vec![Card::comment(
+        "simulation truth: pixels each artefact and source touched",
+    )];
+    mask_cards.extend(wcs_cards.iter().cloned());
+    deepsky_io::mask::write_mask_hdu(&mut w, "MASK", &field.masks.bits, &mask_cards)?;
+    let mut seg_cards = vec![Card::comment(
+        "0 = sky, else the CATALOG id of the source dominating the pixel",
+    )];
+    seg_cards.extend(wcs_cards);
+    w.write_image(
+        Some("SEGMENTATION"),
+        &deepsky_io::NdData::I32(field.masks.segmentation.clone().into_dyn()),
+        &seg_cards,
+    )?;
+    w.finish()?;
+    Ok(path)
 }
 
 /// Version of the cutout file layout (root attribute `layout_version`); bump on any change.

@@ -2,7 +2,8 @@
 //!
 //! [`simulate_sky`] renders a CCD-like image of stars and galaxies seen through the atmosphere,
 //! adds sky background, photon and read noise and optional detector artefacts, and returns the
-//! image with a catalogue of everything it put in ([`SkyCatalog`]) and its TAN WCS ([`TanWcs`]).
+//! image with a catalogue of everything it put in ([`SkyCatalog`]), per-pixel truth masks
+//! ([`TruthMasks`]) and its TAN WCS ([`TanWcs`]).
 //!
 //! # Model
 //!
@@ -39,7 +40,30 @@
 //!   bleeding (charge above the full well `saturation · gain` spills half up, half down its
 //!   column into the nearest pixels with room, which conserves charge except off the chip);
 //!   `saturated_stars` bright enough for that to happen; and bad columns (dead: 0 ADU, or hot:
-//!   a constant excess) from a random row to the chip edge.
+//!   a constant excess) from a random row to the chip edge. Off by default, and not
+//!   catalogued (a new class would change [`SourceClass::ALL`]): `hot_pixels` (isolated, 5–50
+//!   background sigma) and `trails` (satellite or aircraft lines across the image with a
+//!   Gaussian cross-section, [`TrailModel`], added to the light before photon noise). With
+//!   `cosmic_ray_model = "physical"` ([`PhysicalCosmicRays`]) hits are muon tracks through the
+//!   depletion layer (isotropic flux, Moyal charge per µm), curved worms and compact spots,
+//!   spread by charge diffusion; `cosmic_ray_rate` (hits/cm²/s) makes their number Poisson.
+//!
+//! # Truth masks
+//!
+//! [`simulate_sky`] always fills [`SkyField::masks`] (the image does not depend on it). With
+//! σ the background noise of a pixel (`sqrt(sky_level + read_noise²) / gain` ADU: Poisson sky
+//! and read noise, whether or not noise is enabled) and the thresholds of [`ArtefactConfig`]:
+//!
+//! * `CosmicRay`, `Trail`, `BadColumn` (bad columns and hot pixels): the signal that artefact
+//!   added (for a dead column, removed) exceeds `truth_threshold_sigma · σ` (default 0.5).
+//! * `Saturated`: pixels clipped at the saturation level or at the full well once charge has
+//!   bled, plus pixels that received more than `truth_threshold_sigma · σ` of bled charge.
+//! * `Detected`: the noiseless light of the stars, galaxies and saturated stars exceeds
+//!   `footprint_threshold_sigma · σ` (default 1); there [`TruthMasks::segmentation`] holds
+//!   1 + the catalogue row index (the `id` column) of the source with the most light in the
+//!   pixel, elsewhere 0.
+//!
+//! `NoData` is never set. Trails are masked but have no catalogue rows.
 //!
 //! # Conventions
 //!
@@ -55,8 +79,9 @@
 //! # Determinism
 //!
 //! Every source and artefact draws from its own stream ([`crate::rng::stream_rng`]:
-//! `"sky.star"`, `"sky.galaxy"`, `"sky.saturated_star"`, `"sky.cosmic_ray"`, `"sky.bad_column"`,
-//! index = number within its kind), and noise from one stream per image row (`"sky.noise"`,
+//! `"sky.star"`, `"sky.galaxy"`, `"sky.saturated_star"`, `"sky.cosmic_ray"`,
+//! `"sky.physical_cosmic_ray"`, `"sky.bad_column"`, `"sky.hot_pixel"`, `"sky.trail"`,
+//! index = number within its kind; `"sky.cosmic_ray_count"` for a rate's Poisson count), and noise from one stream per image row (`"sky.noise"`,
 //! `"sky.read_noise"`). Stamps are rendered in parallel and added in catalogue order, so the
 //! image is bit-identical for a seed whatever the number of threads. Changing the number of
 //! galaxies does not move the stars.
@@ -81,8 +106,8 @@
 // One file per piece: the settings and their checks (config), the TAN projection (wcs), the
 // PSF in pixel units (psf), Sérsic profiles (sersic), stamps and PSF convolution on an
 // oversampled grid (render, fft), detector noise and artefacts shared with the cutouts
-// (detector), the truth catalogue (catalog), and the simulation that puts them together
-// (simulate).
+// (detector), physical cosmic rays and trails (artefacts), the truth catalogue (catalog), and
+// the simulation that puts them together with the truth masks (simulate).
 pub(crate) mod artefacts;
 pub(crate) mod catalog;
 pub(crate) mod config;

@@ -624,3 +624,65 @@ pub fn simulate_sky(cfg: &SkyConfig, progress: &dyn Progress) -> Result<SkyField
         config: cfg.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sky::{ArtefactConfig, TrailModel};
+
+    #[test]
+    fn sky_trail_mask_is_a_band_of_the_expected_width() {
+        let peak_sigma = 20.0;
+        let cfg = SkyConfig {
+            width: 120,
+            height: 100,
+            n_stars: 0,
+            n_galaxies: 0,
+            artefacts: ArtefactConfig {
+                cosmic_rays: 0,
+                saturated_stars: 0,
+                bad_columns: 0,
+                trails: 1,
+                trail_model: TrailModel {
+                    peak_sigma: [peak_sigma; 2],
+                    aircraft_fraction: 0.0,
+                },
+                ..ArtefactConfig::default()
+            },
+            seed: 3,
+            ..SkyConfig::default()
+        };
+        let field = simulate_sky(&cfg, &()).unwrap();
+        let sigma = cfg.noise.background_sigma_adu();
+        let mut rng = stream_rng(cfg.seed, "sky.trail", 0);
+        let trail = Trail::draw(
+            &mut rng,
+            &cfg.artefacts.trail_model,
+            cfg.psf_model().fwhm,
+            sigma,
+            cfg.width,
+            cfg.height,
+        );
+        // The Gaussian cross-section falls to the threshold at this distance from the line.
+        let threshold = cfg.artefacts.truth_threshold_sigma;
+        let half_width = trail.sigma_px * (2.0 * (peak_sigma / threshold).ln()).sqrt();
+        let (mut inside, mut outside) = (0, 0);
+        for ((row, col), &bits) in field.masks.bits.indexed_iter() {
+            let d = trail.distance(col as f64, row as f64).abs();
+            let masked = MaskPlane::Trail.is_set(bits);
+            // Pixel averaging moves the edge by less than half a pixel.
+            if d < half_width - 0.5 {
+                assert!(
+                    masked,
+                    "({row}, {col}) at {d} from the line, half-width {half_width}"
+                );
+                inside += 1;
+            } else if d > half_width + 0.5 {
+                assert!(!masked, "({row}, {col}) at {d} from the line");
+                outside += 1;
+            }
+        }
+        assert!(inside > 100 && outside > 5000, "{inside} {outside}");
+        assert_eq!(field.catalog.len(), 0, "trails are not catalogued");
+    }
+}
