@@ -6,7 +6,7 @@
 //!
 //! | module | crate | what it offers |
 //! | --- | --- | --- |
-//! | [`config`], [`math`], [`metrics`], [`pixel`] | `deepsky-core` | validated configs ([`Validate`], [`ConfigError`]), special functions, ROC/AUC, 0-based ↔ FITS pixel conventions |
+//! | [`config`], [`mask`], [`math`], [`metrics`], [`pixel`] | `deepsky-core` | validated configs ([`Validate`], [`ConfigError`]), mask planes, special functions, ROC/AUC, 0-based ↔ FITS pixel conventions |
 //! | [`io`] | `deepsky-io` | FITS and HDF5 into `ndarray` and `polars`, WCS, the calorimeter layouts, atomic writes |
 //! | [`sim`] | `deepsky-sim` | reference simulators (sky fields, cutouts, X-ray events, showers) and their files |
 //! | [`plot`] | `deepsky-plot` | publication plots in one style (PNG, SVG, PDF) |
@@ -14,6 +14,7 @@
 //! | [`repr`] | `deepsky-repr` | autoencoders, latent PCA and clustering, the anomaly model |
 //! | [`detect`] | `deepsky-detect` | the YOLO-style detector, classical baseline, measurement, catalogues, metrics |
 //! | [`fastsim`] | `deepsky-fastsim` | the shower and image GANs and their validation |
+//! | [`segment`] | `deepsky-segment` | the U-Net pixel masks (cosmic rays, trails, saturation, bad columns, footprints), segmentation maps, inpainting |
 //! | [`runtime`] | `deepsky-runtime` | layered TOML configs, provenance, progress, output folders, shards, Slurm |
 //!
 //! ```
@@ -25,7 +26,7 @@
 //! # Ok::<(), deepsky::sim::SimError>(())
 //! ```
 
-pub use deepsky_core::{config, math, metrics, pixel, ConfigError, Validate};
+pub use deepsky_core::{config, mask, math, metrics, pixel, ConfigError, Validate};
 pub use deepsky_detect as detect;
 pub use deepsky_fastsim as fastsim;
 pub use deepsky_io as io;
@@ -33,6 +34,7 @@ pub use deepsky_nn as nn;
 pub use deepsky_plot as plot;
 pub use deepsky_repr as repr;
 pub use deepsky_runtime as runtime;
+pub use deepsky_segment as segment;
 pub use deepsky_sim as sim;
 
 // The README's Rust examples run as this crate's doctests, so the architecture section cannot

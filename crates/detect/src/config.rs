@@ -48,8 +48,9 @@ pub struct InputConfig {
     /// whose pixels in `mask_planes` are treated as missing data, like NaN pixels; `--mask`
     /// overrides it. Empty: no mask.
     pub mask: PathBuf,
-    /// The mask planes that hide pixels (names of [`MaskPlane`]; default every plane but
-    /// `DETECTED`, which marks the sources themselves).
+    /// The mask planes that hide pixels (names of [`MaskPlane`]; default `COSMIC_RAY`,
+    /// `BAD_COLUMN`, `TRAIL`, `NO_DATA`: not `DETECTED`, which marks the sources themselves,
+    /// nor `SATURATED`, whose pixels are the cores of bright stars that must still be found).
     pub mask_planes: Vec<String>,
     /// HDU of the mask (index or EXTNAME; empty: `MASK` if present, else the first image).
     pub mask_hdu: String,
@@ -87,11 +88,15 @@ impl Default for InputConfig {
             model: PathBuf::from("data/models/detect"),
             truth_hdu: "CATALOG".into(),
             mask: PathBuf::new(),
-            mask_planes: MaskPlane::ALL
-                .iter()
-                .filter(|&&p| p != MaskPlane::Detected)
-                .map(|p| p.name().to_string())
-                .collect(),
+            mask_planes: [
+                MaskPlane::CosmicRay,
+                MaskPlane::BadColumn,
+                MaskPlane::Trail,
+                MaskPlane::NoData,
+            ]
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect(),
             mask_hdu: String::new(),
         }
     }
@@ -252,12 +257,14 @@ mod tests {
     }
 
     #[test]
-    fn mask_planes_default_to_all_but_detected_and_unknown_names_list_the_valid_ones() {
+    fn mask_planes_default_to_the_artefacts_but_not_sources_and_unknown_names_list_the_valid_ones()
+    {
         let input = InputConfig::default();
         assert!(input.mask.as_os_str().is_empty());
         let planes = input.mask_planes().unwrap();
-        assert_eq!(planes.len(), MaskPlane::ALL.len() - 1);
+        assert_eq!(planes.len(), MaskPlane::ALL.len() - 2);
         assert!(!planes.contains(&MaskPlane::Detected));
+        assert!(!planes.contains(&MaskPlane::Saturated));
         let lower = InputConfig {
             mask_planes: vec!["cosmic_ray".into(), "MP_TRAIL".into()],
             ..input.clone()

@@ -131,7 +131,11 @@ pub fn read_mask(path: &Path, hdu: &str) -> Result<MaskImage> {
     let mut planes = Vec::new();
     for card in header.cards() {
         // Long names come back as `HIERARCH MP_COSMIC_RAY`.
-        let key = card.key.strip_prefix("HIERARCH ").unwrap_or(&card.key).trim();
+        let key = card
+            .key
+            .strip_prefix("HIERARCH ")
+            .unwrap_or(&card.key)
+            .trim();
         if let Some(name) = key.strip_prefix("MP_") {
             let bit = match card.value {
                 Some(CardValue::Int(b)) if (0..32).contains(&b) => b as u32,
@@ -223,6 +227,33 @@ mod tests {
                 .filter(|&&b| b)
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn long_keywords_are_hierarch_cards_with_their_full_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.fits");
+        let bits = Array2::<u32>::zeros((2, 2));
+        let long = Card::new(
+            "TH_BAD_COLUMN",
+            CardValue::Float(0.360_522_001_981_735_23),
+            "probability threshold of the plane, with a comment too long to fit the card",
+        );
+        let mut w = FitsWriter::create(&path).unwrap();
+        write_mask_hdu(&mut w, "MASK", &bits, &[long]).unwrap();
+        w.finish().unwrap();
+        let mut f = FitsReader::open(&path).unwrap();
+        let h = f.header(&HduSelector::Name("MASK".into())).unwrap();
+        let v = h
+            .cards()
+            .iter()
+            .find(|c| c.key.ends_with("TH_BAD_COLUMN"))
+            .and_then(|c| c.value.clone());
+        assert_eq!(v, Some(CardValue::Float(0.360_522_001_981_735_23)));
+        assert_eq!(
+            read_mask(&path, "MASK").unwrap().planes.len(),
+            MaskPlane::ALL.len()
         );
     }
 

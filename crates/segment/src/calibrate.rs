@@ -1,6 +1,8 @@
 //! The operating point: each plane's probability threshold, chosen on simulated fields that
-//! training never saw (the seeds after the training fields'), as the lowest threshold whose
-//! false-positive rate there is at most `calibrate.fpr`. Stored in the model card, so that
+//! training never saw (the seeds after the training fields'): for the artefact planes the
+//! lowest threshold whose false-positive rate there is at most `calibrate.fpr`; for source
+//! footprints (`DETECTED`) the one with the best F1 score, since a footprint's faint edge is
+//! as uncertain as the noise and a 1e-3 false-positive rate would cut most of it away. Stored in the model card, so that
 //! `predict` uses it unless the config overrides it.
 
 use deepsky_core::mask::MaskPlane;
@@ -11,7 +13,7 @@ use ndarray::{Array2, Axis};
 use crate::config::SegmentConfig;
 use crate::metrics::{PlaneScore, Split};
 use crate::model::{PlaneThreshold, Segmenter};
-use crate::predict::{predict, Prediction, PredictConfig};
+use crate::predict::{predict, PredictConfig, Prediction};
 
 /// A simulated field with noise and its truth bitmask, as a user's image would come.
 pub struct TruthField {
@@ -47,7 +49,11 @@ pub fn splits(pred: &Prediction, image: &Array2<f32>, truth: &Array2<u32>) -> Ve
         .enumerate()
         .map(|(k, p)| {
             let t = truth.mapv(|b| p.is_set(b));
-            Split::new(pred.probabilities.index_axis(Axis(0), k), t.view(), valid.view())
+            Split::new(
+                pred.probabilities.index_axis(Axis(0), k),
+                t.view(),
+                valid.view(),
+            )
         })
         .collect()
 }
@@ -82,20 +88,20 @@ pub fn calibrate(seg: &Segmenter, cfg: &SegmentConfig) -> Result<Vec<PlaneThresh
         .zip(per_plane)
         .map(|(p, parts)| {
             let s = Split::merge(parts);
-            let threshold = s.threshold_at_fpr(cfg.calibrate.fpr);
+            let (threshold, rule) = if *p == MaskPlane::Detected {
+                (s.threshold_best_f1(), "f1")
+            } else {
+                (s.threshold_at_fpr(cfg.calibrate.fpr), "fpr")
+            };
             let (tpr, fpr) = s.rates(threshold);
             PlaneThreshold {
                 plane: p.name().to_string(),
                 threshold,
                 fpr,
                 tpr,
-                auc: s.auc(),
+                auc: Some(s.auc()).filter(|a| a.is_finite()),
+                rule: rule.into(),
             }
         })
         .collect())
-}
-
-/// The plane named `name` among `planes`, for messages.
-pub fn find_plane(planes: &[MaskPlane], name: &str) -> Option<usize> {
-    planes.iter().position(|p| p.name() == name)
 }

@@ -75,11 +75,7 @@ impl Default for CalibrateConfig {
 impl Validate for CalibrateConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         ensure(self.fields >= 1, "fields", "must be at least 1")?;
-        ensure(
-            self.fpr > 0.0 && self.fpr < 1.0,
-            "fpr",
-            "must be in (0, 1)",
-        )
+        ensure(self.fpr > 0.0 && self.fpr < 1.0, "fpr", "must be in (0, 1)")
     }
 }
 
@@ -212,5 +208,9 @@ impl Validate for SegmentConfig {
 
 /// The plane names of `planes`, for messages.
 pub fn plane_names(planes: &[MaskPlane]) -> String {
-    planes.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+    planes
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

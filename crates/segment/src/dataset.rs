@@ -62,7 +62,11 @@ impl Validate for ArtefactRanges {
             ("bad_columns", self.bad_columns),
             ("hot_pixels", self.hot_pixels),
         ] {
-            ensure(lo <= hi && hi <= 100_000, k, "must be [lo, hi] with lo <= hi <= 100000")?;
+            ensure(
+                lo <= hi && hi <= 100_000,
+                k,
+                "must be [lo, hi] with lo <= hi <= 100000",
+            )?;
         }
         Ok(())
     }
@@ -116,14 +120,20 @@ impl Validate for DataConfig {
     /// Range checks, keys relative to the `[data]` section.
     fn validate(&self) -> std::result::Result<(), ConfigError> {
         ensure(self.fields >= 1, "fields", "must be at least 1")?;
-        ensure(self.crops_per_field >= 1, "crops_per_field", "must be at least 1")?;
+        ensure(
+            self.crops_per_field >= 1,
+            "crops_per_field",
+            "must be at least 1",
+        )?;
         ensure(self.crop >= 16, "crop", "must be at least 16 pixels")?;
         ensure(
             self.crop <= self.sky.width.min(self.sky.height),
             "crop",
             "must fit in the simulated field (sky.width, sky.height)",
         )?;
-        self.artefacts.validate().map_err(|e| e.within("artefacts"))?;
+        self.artefacts
+            .validate()
+            .map_err(|e| e.within("artefacts"))?;
         self.sky.validate().map_err(|e| e.within("sky"))?;
         if let Some(r) = &self.randomise {
             r.validate().map_err(|e| e.within("randomise"))?;
@@ -250,7 +260,13 @@ impl TrainData {
         let (h, w) = field.expected.dim();
         let (r0, c0) = (rng.random_range(0..=h - n), rng.random_range(0..=w - n));
         let crop = field.expected.slice(s![r0..r0 + n, c0..c0 + n]);
-        let noisy = noisy_image(crop, &field.noise, field.saturation, field.sky_subtracted, &mut rng);
+        let noisy = noisy_image(
+            crop,
+            &field.noise,
+            field.saturation,
+            field.sky_subtracted,
+            &mut rng,
+        );
         let image = self.pre.normalise(noisy.view())?;
         let (transpose, flip_x, flip_y) = (rng.random(), rng.random(), rng.random());
         let image = dihedral(image.view(), transpose, flip_x, flip_y);
@@ -265,7 +281,10 @@ impl TrainData {
 
     /// Examples for a batch of indices, made in parallel.
     pub fn batch(&self, indices: &[usize], epoch: usize) -> Result<Vec<Example>> {
-        indices.par_iter().map(|&i| self.example(i, epoch)).collect()
+        indices
+            .par_iter()
+            .map(|&i| self.example(i, epoch))
+            .collect()
     }
 }
 

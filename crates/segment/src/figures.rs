@@ -73,8 +73,13 @@ pub fn overlay(
             }
             // FITS 1-based pixel edges of the crop.
             img.overlays.push(
-                Overlay::rect(x0 as f64 + 0.5, y0 as f64 + 0.5, x1 as f64 + 1.5, y1 as f64 + 1.5)
-                    .with_color(plane_color(p)),
+                Overlay::rect(
+                    x0 as f64 + 0.5,
+                    y0 as f64 + 0.5,
+                    x1 as f64 + 1.5,
+                    y1 as f64 + 1.5,
+                )
+                .with_color(plane_color(p)),
             );
         }
     }

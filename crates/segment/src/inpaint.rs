@@ -74,7 +74,12 @@ mod tests {
         let out = inpaint_median(img.view(), hit.view(), none.view());
         for c in 5..9 {
             // A symmetric window on a plane gives the plane's value back.
-            assert!((out[[10, c]] - clean[[10, c]]).abs() < 0.51, "{} vs {}", out[[10, c]], clean[[10, c]]);
+            assert!(
+                (out[[10, c]] - clean[[10, c]]).abs() < 0.51,
+                "{} vs {}",
+                out[[10, c]],
+                clean[[10, c]]
+            );
         }
         // Other pixels are untouched.
         assert_eq!(out[[3, 3]], img[[3, 3]]);

@@ -42,15 +42,18 @@ impl Split {
     pub fn new(prob: ArrayView2<f32>, truth: ArrayView2<bool>, valid: ArrayView2<bool>) -> Split {
         let mut pos = Vec::new();
         let mut neg = Vec::new();
-        ndarray::Zip::from(&prob).and(&truth).and(&valid).for_each(|&p, &t, &v| {
-            if v {
-                if t {
-                    pos.push(p)
-                } else {
-                    neg.push(p)
+        ndarray::Zip::from(&prob)
+            .and(&truth)
+            .and(&valid)
+            .for_each(|&p, &t, &v| {
+                if v {
+                    if t {
+                        pos.push(p)
+                    } else {
+                        neg.push(p)
+                    }
                 }
-            }
-        });
+            });
         Split::from_vecs(pos, neg)
     }
 
@@ -91,6 +94,20 @@ impl Split {
             Some(&v) => f32::from_bits(v.max(0.0).to_bits() + 1).min(1.0),
             None => 0.0,
         }
+    }
+
+    /// The threshold (on a grid of 0.01 steps) with the best F1 score, `2TP / (2TP + FP + FN)`.
+    pub fn threshold_best_f1(&self) -> f32 {
+        let (p, n) = (self.pos.len() as f64, self.neg.len() as f64);
+        let f1 = |t: f32| {
+            let (tpr, fpr) = self.rates(t);
+            let tp = tpr * p;
+            2.0 * tp / (2.0 * tp + fpr * n + (p - tp)).max(f64::MIN_POSITIVE)
+        };
+        (1..100)
+            .map(|k| k as f32 / 100.0)
+            .max_by(|&a, &b| f1(a).total_cmp(&f1(b)).then(b.total_cmp(&a)))
+            .unwrap_or(0.5)
     }
 
     /// True-positive rate at false-positive rate `fpr` (at the threshold reaching it).
@@ -161,6 +178,11 @@ mod tests {
         // AUC: positives 0.99, 0.97 beat all; 0.9 beats 999; 0.2 beats 400 and ties one.
         let want = (1000.0 + 1000.0 + 999.0 + 400.5) / 4000.0;
         assert!((s.auc() - want).abs() < 1e-12, "{}", s.auc());
+        // F1: 0.96 keeps 2 of 4 positives and no negative (F1 2/3); 0.5 to 0.9 keep 3 and
+        // one negative (F1 0.75, the best); below 0.5 come hundreds of negatives.
+        let t = s.threshold_best_f1();
+        assert!((0.5..=0.9).contains(&t), "{t}");
+        assert_eq!(s.rates(t), (0.75, 0.001));
         let sc = s.score("COSMIC_RAY", 0.5);
         assert_eq!(sc.positives, 4);
         assert!(sc.roc.windows(2).all(|w| w[0][0] <= w[1][0] + 1e-12));

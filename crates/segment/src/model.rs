@@ -58,8 +58,13 @@ pub struct PlaneThreshold {
     pub fpr: f64,
     /// True-positive rate there.
     pub tpr: f64,
-    /// ROC area on the calibration fields.
-    pub auc: f64,
+    /// ROC area on the calibration fields (absent when they had no pixel of the plane).
+    pub auc: Option<f64>,
+    /// How it was chosen: `fpr` (the lowest threshold at `calibrate.fpr`, for artefacts) or
+    /// `f1` (the best F1 score, for source footprints, whose faint edges no threshold at a
+    /// false-positive rate of 1e-3 would keep).
+    #[serde(default)]
+    pub rule: String,
 }
 
 /// What the segmenter was trained on, for users to compare with their images.

@@ -78,7 +78,12 @@ impl PredictConfig {
         {
             return (t, "config");
         }
-        match seg.card().thresholds.iter().find(|t| t.plane == plane.name()) {
+        match seg
+            .card()
+            .thresholds
+            .iter()
+            .find(|t| t.plane == plane.name())
+        {
             Some(t) => (t.threshold, "model"),
             None => (0.5, "default"),
         }
@@ -191,9 +196,17 @@ pub fn predict(
                 return None;
             }
             let (th, tw) = (wr.len(), wc.len());
-            let (ph, pw) = (th.div_ceil(multiple) * multiple, tw.div_ceil(multiple) * multiple);
+            let (ph, pw) = (
+                th.div_ceil(multiple) * multiple,
+                tw.div_ceil(multiple) * multiple,
+            );
             let mut input = vec![0.0f32; ph * pw];
-            for (i, row) in x.slice(s![wr.clone(), wc.clone()]).rows().into_iter().enumerate() {
+            for (i, row) in x
+                .slice(s![wr.clone(), wc.clone()])
+                .rows()
+                .into_iter()
+                .enumerate()
+            {
                 for (j, &v) in row.iter().enumerate() {
                     input[i * pw + j] = v;
                 }
@@ -206,7 +219,9 @@ pub fn predict(
                 for j in 0..cc.len() {
                     let k = (r0 + i) * pw + (c0 + j);
                     if softmax {
-                        let m = (0..=np).map(|c| logits[c * plane + k]).fold(f32::MIN, f32::max);
+                        let m = (0..=np)
+                            .map(|c| logits[c * plane + k])
+                            .fold(f32::MIN, f32::max);
                         let z: f32 = (0..=np).map(|c| (logits[c * plane + k] - m).exp()).sum();
                         for c in 0..np {
                             core[[c, i, j]] = (logits[c * plane + k] - m).exp() / z;
@@ -288,7 +303,11 @@ mod tests {
 
     #[test]
     fn tile_cores_cover_the_image_once_and_windows_overlap_by_the_margin() {
-        for (h, w, tile, margin, m) in [(100, 130, 64, 16, 4), (37, 37, 512, 24, 8), (256, 64, 96, 8, 8)] {
+        for (h, w, tile, margin, m) in [
+            (100, 130, 64, 16, 4),
+            (37, 37, 512, 24, 8),
+            (256, 64, 96, 8, 8),
+        ] {
             let mut count = Array2::<u32>::zeros((h, w));
             for [cr, cc, wr, wc] in tiles(h, w, tile, margin, m) {
                 assert_eq!(cr.start % m, 0);

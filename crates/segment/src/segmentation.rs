@@ -243,23 +243,42 @@ mod tests {
     fn touching_stars_are_split_and_a_shoulder_is_not() {
         let (h, w) = (40, 60);
         // Two bright stars 9 px apart (their footprints touch) and one far away.
-        let img = gauss(h, w, &[(20.0, 20.0, 500.0), (29.0, 20.0, 300.0), (50.0, 10.0, 200.0)]);
+        let img = gauss(
+            h,
+            w,
+            &[
+                (20.0, 20.0, 500.0),
+                (29.0, 20.0, 300.0),
+                (50.0, 10.0, 200.0),
+            ],
+        );
         let bkg = Background::constant((h, w), 0.0, 1.0);
         let detected = img.mapv(|v| v > 3.0);
-        let (map, src) = segment_sources(img.view(), &bkg, detected.view(), &DeblendConfig::default());
+        let (map, src) =
+            segment_sources(img.view(), &bkg, detected.view(), &DeblendConfig::default());
         assert_eq!(src.len(), 3, "{src:?}");
         // Reading order: the far star (row 10) first.
-        assert!((src[0].x - 51.0).abs() < 0.2 && (src[0].y - 11.0).abs() < 0.2, "{:?}", src[0]);
+        assert!(
+            (src[0].x - 51.0).abs() < 0.2 && (src[0].y - 11.0).abs() < 0.2,
+            "{:?}",
+            src[0]
+        );
         let a = map[[20, 20]];
         let b = map[[20, 29]];
         assert!(a > 0 && b > 0 && a != b);
         assert_eq!(map[[0, 0]], 0);
         // Every footprint pixel has a number; the numbers are the sources'.
-        assert_eq!(map.iter().filter(|&&v| v > 0).count(), detected.iter().filter(|&&d| d).count());
+        assert_eq!(
+            map.iter().filter(|&&v| v > 0).count(),
+            detected.iter().filter(|&&d| d).count()
+        );
         let total: usize = src.iter().map(|s| s.area).sum();
         assert_eq!(total, detected.iter().filter(|&&d| d).count());
         // With a huge prominence the pair merges into one source.
-        let cfg = DeblendConfig { prominence: 1e6, ..Default::default() };
+        let cfg = DeblendConfig {
+            prominence: 1e6,
+            ..Default::default()
+        };
         let (_, merged) = segment_sources(img.view(), &bkg, detected.view(), &cfg);
         assert_eq!(merged.len(), 2);
     }

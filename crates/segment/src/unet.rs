@@ -50,7 +50,10 @@ impl Default for UNetConfig {
             widths: vec![8, 16, 32],
             convs: 2,
             output: OutputKind::Sigmoid,
-            planes: MaskPlane::LEARNED.iter().map(|p| p.name().to_string()).collect(),
+            planes: MaskPlane::LEARNED
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
         }
     }
 }
@@ -69,7 +72,11 @@ impl Validate for UNetConfig {
             "each width must be 1 to 512",
         )?;
         ensure((1..=4).contains(&self.convs), "convs", "must be 1 to 4")?;
-        ensure(!self.planes.is_empty(), "planes", "needs at least one plane")?;
+        ensure(
+            !self.planes.is_empty(),
+            "planes",
+            "needs at least one plane",
+        )?;
         for p in &self.planes {
             match MaskPlane::from_name(p) {
                 Some(MaskPlane::NoData) => {
@@ -96,7 +103,10 @@ impl Validate for UNetConfig {
 impl UNetConfig {
     /// The predicted planes (names checked by [`Validate`]).
     pub fn mask_planes(&self) -> Vec<MaskPlane> {
-        self.planes.iter().filter_map(|p| MaskPlane::from_name(p)).collect()
+        self.planes
+            .iter()
+            .filter_map(|p| MaskPlane::from_name(p))
+            .collect()
     }
 
     /// Input sides must be a multiple of this: the coarsest level's stride.
@@ -118,7 +128,11 @@ impl UNetConfig {
         let mut r = 0;
         for l in 0..levels {
             let s = 1usize << l;
-            let blocks = if l + 1 == levels { self.convs } else { 2 * self.convs };
+            let blocks = if l + 1 == levels {
+                self.convs
+            } else {
+                2 * self.convs
+            };
             r += blocks * s;
             if l + 1 < levels {
                 r += s + (2 * s - 1);
@@ -239,7 +253,11 @@ impl UNet {
         Ok(CompiledUNet {
             cfg: self.cfg.clone(),
             encoder: self.encoder.iter().map(blocks).collect::<Result<_>>()?,
-            down: self.down.iter().map(ConvBn::compile).collect::<Result<_>>()?,
+            down: self
+                .down
+                .iter()
+                .map(ConvBn::compile)
+                .collect::<Result<_>>()?,
             decoder: self.decoder.iter().map(blocks).collect::<Result<_>>()?,
             head: FusedConv::compile(&self.head, &Norm::None, Activation::Identity)?,
         })
@@ -272,11 +290,17 @@ impl CompiledUNet {
                 total += self.down[l - 1].multiply_adds(side, side);
                 side /= 2;
             }
-            total += self.encoder[l].iter().map(|c| c.multiply_adds(side, side)).sum::<usize>();
+            total += self.encoder[l]
+                .iter()
+                .map(|c| c.multiply_adds(side, side))
+                .sum::<usize>();
         }
         for l in (0..self.decoder.len()).rev() {
             let s = n >> l;
-            total += self.decoder[l].iter().map(|c| c.multiply_adds(s, s)).sum::<usize>();
+            total += self.decoder[l]
+                .iter()
+                .map(|c| c.multiply_adds(s, s))
+                .sum::<usize>();
         }
         total += self.head.multiply_adds(n, n);
         total as f64 / (n * n) as f64
@@ -349,7 +373,10 @@ mod tests {
             let x = Tensor::zeros((2, 1, 16, 24), DType::F32, &Device::Cpu).unwrap();
             let y = net.forward(&x, false).unwrap();
             assert_eq!(y.dims(), &[2, cfg.outputs(), 16, 24]);
-            assert_eq!(cfg.outputs(), 5 + usize::from(output == OutputKind::Softmax));
+            assert_eq!(
+                cfg.outputs(),
+                5 + usize::from(output == OutputKind::Softmax)
+            );
         }
         assert_eq!(tiny().size_multiple(), 4);
     }
@@ -364,14 +391,27 @@ mod tests {
         let loss = y.sqr().unwrap().mean_all().unwrap();
         let grads = loss.backward().unwrap();
         let data = vars.varmap().data().lock().unwrap();
-        let trained: Vec<(&String, &Var)> =
-            data.iter().filter(|(n, _)| !n.contains("running_")).collect();
+        let trained: Vec<(&String, &Var)> = data
+            .iter()
+            .filter(|(n, _)| !n.contains("running_"))
+            .collect();
         assert!(trained.len() > 10);
         for (name, v) in trained {
             // Batch-norm running statistics are not trained; every weight and bias is.
-            let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
-            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm.is_finite() && norm > 0.0, "{name}: gradient norm {norm}");
+            let g = grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no gradient"));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm.is_finite() && norm > 0.0,
+                "{name}: gradient norm {norm}"
+            );
         }
         drop(data);
         let head_w = vars
@@ -383,7 +423,13 @@ mod tests {
             .unwrap()
             .as_tensor()
             .clone();
-        let g = grads.get(&head_w).unwrap().abs().unwrap().sum_all().unwrap();
+        let g = grads
+            .get(&head_w)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap();
         assert!(g.to_scalar::<f32>().unwrap() > 0.0);
     }
 
@@ -398,13 +444,25 @@ mod tests {
             net.forward(&x, true).unwrap();
         }
         let (h, w) = (32, 40);
-        let img: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 97) as f32 / 40.0 - 1.0).collect();
+        let img: Vec<f32> = (0..h * w)
+            .map(|i| ((i * 7919) % 97) as f32 / 40.0 - 1.0)
+            .collect();
         let t = Tensor::from_vec(img.clone(), (1, 1, h, w), &Device::Cpu).unwrap();
-        let want: Vec<f32> = net.forward(&t, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let want: Vec<f32> = net
+            .forward(&t, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let compiled = net.compile().unwrap();
         let got = compiled.forward(&img, h, w);
         assert_eq!(got.len(), want.len());
-        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "compiled vs candle: {worst}");
         // Changing a pixel farther than the radius leaves an output pixel alone.
         let r = cfg.receptive_radius();

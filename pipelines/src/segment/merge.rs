@@ -59,7 +59,10 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
             "--shard does not apply to `segment merge` (it merges shards)",
         ));
     }
-    let mut parts = dirs.iter().map(|d| read_part(d)).collect::<Result<Vec<_>, _>>()?;
+    let mut parts = dirs
+        .iter()
+        .map(|d| read_part(d))
+        .collect::<Result<Vec<_>, _>>()?;
     parts.sort_by_key(|p| p.shard.index);
     let shards: Vec<Shard> = parts.iter().map(|p| p.shard).collect();
     Shard::check_complete(&shards).map_err(RunError::input)?;
@@ -68,7 +71,10 @@ pub fn run(dirs: &[PathBuf], frame: &mut RunFrame) -> Result<(), RunError> {
         frame
             .provenance
             .input(&p.dir.join("report.json"), &format!("shard {}", p.shard))?;
-        frame.provenance.shards.push(ShardRecord::read(p.shard, &p.dir)?);
+        frame
+            .provenance
+            .shards
+            .push(ShardRecord::read(p.shard, &p.dir)?);
         for record in p.report["images"].as_array().into_iter().flatten() {
             for rel in ["outputs", "plots"]
                 .iter()

@@ -23,27 +23,6 @@ use crate::detect::detect_error;
 /// Folder of per-image products in runs over several images.
 pub const IMAGES_DIR: &str = "images";
 
-/// The trained segmenter of `--model` (else `input.model`), recorded as an input.
-fn load_model(
-    args: &PredictArgs,
-    cfg: &SegmentConfig,
-    device: &candle_core::Device,
-    frame: &mut RunFrame,
-) -> Result<(std::path::PathBuf, Segmenter), RunError> {
-    let dir = args.model.clone().unwrap_or_else(|| cfg.input.model.clone());
-    if !dir.join("model.json").exists() {
-        return Err(RunError::input(format!(
-            "{}: no trained segmenter here (model.json missing); train one with `deepsky segment train` or give --model DIR",
-            dir.display()
-        )));
-    }
-    for f in ["model.json", "model.safetensors"] {
-        frame.provenance.input(&dir.join(f), "model")?;
-    }
-    let seg = Segmenter::load(&dir, device).map_err(common::nn_error)?;
-    Ok((dir, seg))
-}
-
 pub fn run(args: &PredictArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Result<(), RunError> {
     let device = deepsky_nn::device::parse_device(&args.common.device).map_err(common::nn_error)?;
     let images = inputs::expand(&args.input)?;
@@ -55,7 +34,7 @@ pub fn run(args: &PredictArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Res
         ));
     }
     let mine = shard.select(&images);
-    let (model_dir, seg) = load_model(args, cfg, &device, frame)?;
+    let (model_dir, seg) = super::load_model(args.model.as_ref(), cfg, &device, frame)?;
     let net = seg.compile().map_err(common::nn_error)?;
     for image in mine {
         frame.provenance.input(image, "image")?;
@@ -63,7 +42,10 @@ pub fn run(args: &PredictArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Res
     let truth = match &args.truth {
         Some(p) => {
             frame.provenance.input(p, "truth")?;
-            Some((p.clone(), deepsky_io::mask::read_mask(p, &cfg.input.truth_hdu)?))
+            Some((
+                p.clone(),
+                deepsky_io::mask::read_mask(p, &cfg.input.truth_hdu)?,
+            ))
         }
         None => None,
     };
@@ -78,7 +60,16 @@ pub fn run(args: &PredictArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Res
         } else {
             String::new()
         };
-        let r = process_image(image, &prefix, &seg, &net, truth.as_ref(), cfg, &formats, frame)?;
+        let r = process_image(
+            image,
+            &prefix,
+            &seg,
+            &net,
+            truth.as_ref(),
+            cfg,
+            &formats,
+            frame,
+        )?;
         if deepsky_runtime::interrupt::interrupted() {
             return Err(RunError::Interrupted);
         }
@@ -139,7 +130,9 @@ fn wcs_cards(header: &Header) -> Vec<Card> {
     const PREFIXES: [&str; 11] = [
         "CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT", "CROTA", "CD1_", "CD2_", "PC1_", "PC2_", "PV",
     ];
-    const KEYS: [&str; 7] = ["WCSAXES", "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "MJD-OBS", "DATE-OBS"];
+    const KEYS: [&str; 7] = [
+        "WCSAXES", "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "MJD-OBS", "DATE-OBS",
+    ];
     header
         .cards()
         .iter()
@@ -161,7 +154,9 @@ fn process_image(
     frame: &mut RunFrame,
 ) -> Result<Value, RunError> {
     let for_image = |e| match e {
-        deepsky_detect::DetectError::Input(m) => RunError::input(format!("{}: {m}", path.display())),
+        deepsky_detect::DetectError::Input(m) => {
+            RunError::input(format!("{}: {m}", path.display()))
+        }
         e => detect_error(e),
     };
     let t0 = Instant::now();
@@ -203,19 +198,29 @@ fn process_image(
         write_probabilities(&frame.out.path(&rel), &pred, &wcs, &provenance)?;
     }
     let detected = pred.bits.mapv(|b| MaskPlane::Detected.is_set(b));
-    let (segmap, sources) =
-        segmentation::segment_sources(image.view(), &pred.background, detected.view(), &cfg.deblend);
+    let (segmap, sources) = segmentation::segment_sources(
+        image.view(),
+        &pred.background,
+        detected.view(),
+        &cfg.deblend,
+    );
     let rel = put(frame, "segmentation.fits", "segmentation");
     {
         let mut f = FitsWriter::create(frame.out.path(&rel))?;
         f.write_primary_header(&provenance)?;
         let mut cards = vec![Card::new("BUNIT", "", "source number; 0 = sky")];
         cards.extend_from_slice(&wcs);
-        f.write_image(Some("SEGMENTATION"), &NdData::I32(segmap.into_dyn()), &cards)?;
+        f.write_image(
+            Some("SEGMENTATION"),
+            &NdData::I32(segmap.into_dyn()),
+            &cards,
+        )?;
         f.finish()?;
     }
     let rel = put(frame, "sources.csv", "sources");
-    frame.out.write_text(&rel, &sources_csv(&sources, &header))?;
+    frame
+        .out
+        .write_text(&rel, &sources_csv(&sources, &header))?;
     if cfg.output.inpaint {
         let rel = put(frame, "cleaned.fits", "cleaned image");
         let cr = pred.bits.mapv(|b| MaskPlane::CosmicRay.is_set(b));
@@ -223,15 +228,27 @@ fn process_image(
         let cleaned = inpaint::inpaint_median(image.view(), cr.view(), nan.view());
         let mut f = FitsWriter::create(frame.out.path(&rel))?;
         let mut cards = provenance.clone();
-        cards.push(Card::comment("cosmic-ray pixels replaced by the median of unmasked neighbours"));
+        cards.push(Card::comment(
+            "cosmic-ray pixels replaced by the median of unmasked neighbours",
+        ));
         cards.extend_from_slice(&wcs);
         f.write_image(None, &NdData::F32(cleaned.into_dyn()), &cards)?;
         f.finish()?;
     }
     let plot_dir = if prefix.is_empty() { "plots" } else { prefix };
     let mut plots = Plots::new(frame, plot_dir, formats)?;
-    let shown = [MaskPlane::CosmicRay, MaskPlane::Saturated, MaskPlane::BadColumn, MaskPlane::Trail];
-    let overlay = figures::overlay(image.view(), &pred.bits, &shown, cfg.output.overlay_max_side);
+    let shown = [
+        MaskPlane::CosmicRay,
+        MaskPlane::Saturated,
+        MaskPlane::BadColumn,
+        MaskPlane::Trail,
+    ];
+    let overlay = figures::overlay(
+        image.view(),
+        &pred.bits,
+        &shown,
+        cfg.output.overlay_max_side,
+    );
     plots.save(&overlay, "overlay")?;
     let t_write = t2.elapsed().as_secs_f64();
 
@@ -249,29 +266,30 @@ fn process_image(
         .filter(|p| **p != MaskPlane::Detected)
         .fold(0, |m, p| m | p.bit());
     let masked = pred.bits.iter().filter(|&&b| b & any_artefact != 0).count();
-    let evaluation = match truth {
-        Some((tp, t)) => {
-            let bits = t.to_deepsky_bits();
-            if bits.dim() != (h, w) {
-                return Err(RunError::input(format!(
-                    "{}: the truth mask is {}×{} pixels, the image {} is {w}×{h}",
-                    tp.display(),
-                    bits.ncols(),
-                    bits.nrows(),
-                    path.display()
-                )));
-            }
-            let scores = calibrate::evaluate(&pred, &image, &bits);
-            for s in &scores {
-                tracing::info!(
+    let evaluation =
+        match truth {
+            Some((tp, t)) => {
+                let bits = t.to_deepsky_bits();
+                if bits.dim() != (h, w) {
+                    return Err(RunError::input(format!(
+                        "{}: the truth mask is {}×{} pixels, the image {} is {w}×{h}",
+                        tp.display(),
+                        bits.ncols(),
+                        bits.nrows(),
+                        path.display()
+                    )));
+                }
+                let scores = calibrate::evaluate(&pred, &image, &bits);
+                for s in &scores {
+                    tracing::info!(
                     "{}: TPR {:.3} FPR {:.2e} (threshold {:.3}); AUC {:.4}; TPR at FPR 1e-3 {:.3}",
                     s.plane, s.tpr, s.fpr, s.threshold, s.auc, s.tpr_at_fpr_1e3
                 );
+                }
+                Some(json!({"truth": tp.display().to_string(), "planes": scores}))
             }
-            Some(json!({"truth": tp.display().to_string(), "planes": scores}))
-        }
-        None => None,
-    };
+            None => None,
+        };
     let total = t0.elapsed().as_secs_f64();
     let mpix = npix / 1e6;
     tracing::info!(
@@ -300,7 +318,12 @@ fn process_image(
 
 /// mask.fits: provenance in the primary header, HDU MASK with the plane cards, each plane's
 /// threshold and the input's WCS.
-fn write_mask(path: &Path, pred: &Prediction, wcs: &[Card], provenance: &[Card]) -> Result<(), RunError> {
+fn write_mask(
+    path: &Path,
+    pred: &Prediction,
+    wcs: &[Card],
+    provenance: &[Card],
+) -> Result<(), RunError> {
     let mut f = FitsWriter::create(path)?;
     f.write_primary_header(provenance)?;
     let mut cards: Vec<Card> = pred
@@ -331,7 +354,11 @@ fn write_probabilities(
     f.write_primary_header(provenance)?;
     for (k, p) in pred.planes.iter().enumerate() {
         let plane: Array2<f32> = pred.probabilities.index_axis(Axis(0), k).to_owned();
-        let mut cards = vec![Card::new("BUNIT", "", &format!("probability of {}", p.description()))];
+        let mut cards = vec![Card::new(
+            "BUNIT",
+            "",
+            &format!("probability of {}", p.description()),
+        )];
         cards.extend_from_slice(wcs);
         f.write_image(Some(p.name()), &NdData::F32(plane.into_dyn()), &cards)?;
     }
@@ -342,7 +369,9 @@ fn write_probabilities(
 /// sources.csv: one row per number of the segmentation map, SExtractor's column names.
 fn sources_csv(sources: &[segmentation::Source], header: &Header) -> String {
     let wcs = deepsky_io::wcs::Wcs::from_header(header).ok();
-    let mut s = String::from("NUMBER,X_IMAGE,Y_IMAGE,ISOAREA_IMAGE,FLUX_ISO,FLUX_MAX,ALPHA_J2000,DELTA_J2000\n");
+    let mut s = String::from(
+        "NUMBER,X_IMAGE,Y_IMAGE,ISOAREA_IMAGE,FLUX_ISO,FLUX_MAX,ALPHA_J2000,DELTA_J2000\n",
+    );
     for src in sources {
         let (ra, dec) = wcs
             .as_ref()

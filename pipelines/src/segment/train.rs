@@ -19,12 +19,18 @@ pub fn run(args: &TrainArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Resul
     let t0 = Instant::now();
     let device = deepsky_nn::device::parse_device(&args.common.device).map_err(common::nn_error)?;
     if args.common.shard.is_some() {
-        return Err(RunError::input("--shard does not apply to training (one job)"));
+        return Err(RunError::input(
+            "--shard does not apply to training (one job)",
+        ));
     }
     frame.provenance.seed("train", cfg.train.seed);
     frame.provenance.seed("model_init", cfg.model_seed());
-    frame.provenance.seed("training_fields", cfg.data.field_seed);
-    frame.provenance.seed("calibration_fields", cfg.calibration_seed());
+    frame
+        .provenance
+        .seed("training_fields", cfg.data.field_seed);
+    frame
+        .provenance
+        .seed("calibration_fields", cfg.calibration_seed());
 
     let bar = Progress::new("simulating training fields", 1, "steps");
     let planes = cfg.model.mask_planes();
@@ -60,7 +66,10 @@ pub fn run(args: &TrainArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Resul
     )
     .map_err(common::nn_error)?;
     let params = seg.parameter_count();
-    tracing::info!("U-Net with {params} parameters; {} examples per epoch", data.len());
+    tracing::info!(
+        "U-Net with {params} parameters; {} examples per epoch",
+        data.len()
+    );
 
     let t1 = Instant::now();
     let steps = (data.len() as f64 * (1.0 - cfg.train.val_fraction)).ceil() as usize;

@@ -271,14 +271,22 @@ impl FitsWriter {
             ));
         }
         let value = card.value.as_ref().expect("checked by the caller");
-        let body = format_card("", value, &ascii(&card.comment));
-        // `format_card` pads the keyword field to 8 characters before `= `.
-        let image = format!("HIERARCH {key} = {}", body[10..].trim_start());
+        // `format_card` pads the keyword field to 8 characters before `= ` and right-aligns
+        // numbers in 20: only the value's own text is kept here.
+        let value_text = format_card("", value, "")[10..].trim().to_string();
+        let mut image = format!("HIERARCH {key} = {value_text}");
         if image.len() > 80 {
             return Err(self.err(
                 ErrorKind::InvalidInput,
                 format!("HIERARCH card for `{key}` longer than 80 characters"),
             ));
+        }
+        let comment = ascii(&card.comment);
+        if !comment.is_empty() && image.len() + 3 < 80 {
+            image.push_str(" / ");
+            image.push_str(&comment);
+            // The comment is what gives way to the 80-column limit.
+            image.truncate(80);
         }
         let mut status = 0;
         let ptr = self.h().ptr();
