@@ -369,3 +369,62 @@ fn a_short_training_run_gives_a_model_predict_can_use() {
     let m = json(&d.path().join("pred/report.json"));
     assert_eq!(m["summary"]["thresholds"][0]["source"], "model");
 }
+
+#[test]
+fn submit_runs_segment_predict_as_a_job_array_with_a_merge() {
+    let d = tempfile::tempdir().unwrap();
+    let imgs = d.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for k in 0..3 {
+        std::fs::copy(
+            root().join("data/sky_field.fits"),
+            imgs.join(format!("f{k}.fits")),
+        )
+        .unwrap();
+    }
+    let out = d.path().join("run");
+    let glob = format!("{}/*.fits", imgs.display());
+    let o = deepsky(&[
+        "submit",
+        "-n",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+        "--input",
+        &glob,
+        "--dry-run",
+        "--",
+        "segment",
+        "predict",
+        "-c",
+        "pipelines/configs/segment.toml",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in [
+        "#SBATCH --job-name=deepsky-segment\n",
+        "#SBATCH --array=0-2\n",
+        " segment predict -c pipelines/configs/segment.toml",
+        "#SBATCH --job-name=deepsky-segment-merge\n",
+        " segment merge ",
+    ] {
+        assert!(text.contains(needle), "`{needle}` in:\n{text}");
+    }
+    // --truth scores one image; it cannot be sharded.
+    let o = deepsky(&[
+        "submit",
+        "-n",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+        "--input",
+        &glob,
+        "--dry-run",
+        "--",
+        "segment",
+        "predict",
+        "--truth",
+        "x.fits",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
