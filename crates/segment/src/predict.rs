@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Segmenter;
-use crate::unet::{CompiledUNet, OutputKind};
+use crate::unet::{CompiledUNet, OutputKind, UNetWorkspace};
 
 /// Settings of `deepsky segment predict` (`[predict]`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -191,7 +191,7 @@ pub fn predict(
     let softmax = net.config().output == OutputKind::Softmax;
     let results: Vec<Option<Array3<f32>>> = list
         .par_iter()
-        .map(|[cr, cc, wr, wc]| {
+        .map_init(UNetWorkspace::default, |ws, [cr, cc, wr, wc]| {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
             }
@@ -211,7 +211,7 @@ pub fn predict(
                     input[i * pw + j] = v;
                 }
             }
-            let logits = net.forward(&input, ph, pw);
+            let logits = net.forward_with(&input, ph, pw, ws);
             let plane = ph * pw;
             let (r0, c0) = (cr.start - wr.start, cc.start - wc.start);
             let mut core = Array3::<f32>::zeros((np, cr.len(), cc.len()));
