@@ -39,6 +39,14 @@ pub struct ArtefactRanges {
     pub bad_columns: [usize; 2],
     /// Hot pixels.
     pub hot_pixels: [usize; 2],
+    /// Factor on the cosmic rays' charge (the physical model's charge per µm and spot
+    /// charges), log-uniform per field: how bright a hit is against the noise depends on the
+    /// detector's depletion depth, gain and sky, so the network must see hits from a few σ
+    /// (which look like faint stars) to thousands.
+    pub cosmic_ray_charge_scale: [f64; 2],
+    /// σ of the cosmic rays' charge diffusion, pixels, uniform per field (thick, deep-depleted
+    /// CCDs blur hits more).
+    pub cosmic_ray_diffusion_px: [f64; 2],
 }
 
 impl Default for ArtefactRanges {
@@ -49,6 +57,8 @@ impl Default for ArtefactRanges {
             saturated_stars: [0, 3],
             bad_columns: [0, 2],
             hot_pixels: [0, 20],
+            cosmic_ray_charge_scale: [0.05, 2.0],
+            cosmic_ray_diffusion_px: [0.0, 0.6],
         }
     }
 }
@@ -179,6 +189,23 @@ impl DataConfig {
         sky.artefacts.saturated_stars = draw(a.saturated_stars);
         sky.artefacts.bad_columns = draw(a.bad_columns);
         sky.artefacts.hot_pixels = draw(a.hot_pixels);
+        let [lo, hi] = a.cosmic_ray_charge_scale;
+        let scale = if hi > lo {
+            rng.random_range(lo.ln()..hi.ln()).exp()
+        } else {
+            lo
+        };
+        let [lo, hi] = a.cosmic_ray_diffusion_px;
+        let diffusion = if hi > lo {
+            rng.random_range(lo..hi)
+        } else {
+            lo
+        };
+        let cr = &mut sky.artefacts.physical_cosmic_rays;
+        cr.mpv_e_per_um *= scale;
+        cr.landau_scale_e_per_um *= scale;
+        cr.spot_charge_e = cr.spot_charge_e.map(|q| q * scale);
+        cr.diffusion_sigma_px = diffusion;
         (sky, subtracted)
     }
 

@@ -79,7 +79,7 @@ pub fn run(args: &TrainArgs, cfg: &SegmentConfig, frame: &mut RunFrame) -> Resul
         steps.div_ceil(cfg.train.batch_size),
     );
     let trainer = Trainer::new(&cfg.train)
-        .checkpoints(&frame.out.path("checkpoints"))
+        .checkpoints(frame.out.path("checkpoints"))
         .resume(args.common.resume)
         .hooks(&mut hooks);
     let outcome = seg
