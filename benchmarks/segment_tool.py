@@ -3,9 +3,11 @@
 tool like `deepsky segment predict`: read the FITS file, run, write the outputs.
 
 Usage:
-  segment_tool.py astroscrappy FIELD OUTDIR [--sigclip 4.5] [--objlim 5]
+  segment_tool.py astroscrappy FIELD OUTDIR [--sigclip 4.5] [--objlim 5] [--psf]
       detect_cosmics with gain, readnoise and satlevel (SATURATE x GAIN, in e- as astroscrappy
-      wants it) from the header; every other argument at astroscrappy's default
+      wants it) from the header; every other argument at astroscrappy's default, except with --psf:
+      fsmode='convolve' with the header's PSF (Moffat PSFBETA, or Gaussian for Kolmogorov) and
+      FWHMPIX
   segment_tool.py deepcr FIELD OUTDIR --model NAME [--inpaint NAME|medmask|none] [--threshold 0.5]
       [--units e|e-sky]
       deepCR(mask=NAME, inpaint=..., device="CPU"); the image is fed in electrons (ADU x GAIN, as
@@ -39,12 +41,27 @@ def deepcr_model(name, inpaint):
     return deepCR(mask=name, inpaint=None if inpaint in (None, "medmask", "none") else inpaint, device="CPU")
 
 
-def run_astroscrappy(data, hdr, sigclip, objlim):
-    """detect_cosmics on an ADU image with the header's gain, read noise and saturation (in e-)."""
+def psf_kwargs(hdr):
+    """astroscrappy's fine-structure image from the true PSF (fsmode='convolve'): a Moffat of the
+    header's PSFBETA on Moffat fields, a Gaussian on Kolmogorov ones, FWHM = FWHMPIX."""
+    fwhm = float(hdr["FWHMPIX"])
+    size = int(max(7, 2 * round(fwhm) + 1)) | 1
+    kw = dict(fsmode="convolve", psffwhm=fwhm, psfsize=size)
+    if str(hdr.get("PSF", "")).lower() == "moffat":
+        kw.update(psfmodel="moffat", psfbeta=float(hdr["PSFBETA"]))
+    else:
+        kw.update(psfmodel="gauss")
+    return kw
+
+
+def run_astroscrappy(data, hdr, sigclip, objlim, psf=False):
+    """detect_cosmics on an ADU image with the header's gain, read noise and saturation (in e-);
+    with psf, its fine-structure image from the true PSF (psf_kwargs), else its default median."""
     import astroscrappy
     gain = float(hdr["GAIN"])
     return astroscrappy.detect_cosmics(data.astype(np.float32), sigclip=sigclip, objlim=objlim, gain=gain,
-                                       readnoise=float(hdr["RDNOISE"]), satlevel=float(hdr["SATURATE"]) * gain)
+                                       readnoise=float(hdr["RDNOISE"]), satlevel=float(hdr["SATURATE"]) * gain,
+                                       **(psf_kwargs(hdr) if psf else {}))
 
 
 def deepcr_input(data, hdr, units):
@@ -60,6 +77,7 @@ def main():
     ap.add_argument("outdir")
     ap.add_argument("--sigclip", type=float, default=4.5)
     ap.add_argument("--objlim", type=float, default=5.0)
+    ap.add_argument("--psf", action="store_true", help="astroscrappy: fsmode='convolve' with the true PSF")
     ap.add_argument("--model")
     ap.add_argument("--inpaint", default="medmask")
     ap.add_argument("--threshold", type=float, default=0.5)
@@ -71,9 +89,9 @@ def main():
     t0 = time.perf_counter()
     info = {}
     if a.tool == "astroscrappy":
-        mask, cleaned = run_astroscrappy(data, hdr, a.sigclip, a.objlim)
+        mask, cleaned = run_astroscrappy(data, hdr, a.sigclip, a.objlim, a.psf)
         # astroscrappy 1.3 returns the cleaned image in the input's units (ADU) when gain is given
-        info.update(sigclip=a.sigclip, objlim=a.objlim)
+        info.update(sigclip=a.sigclip, objlim=a.objlim, psf=a.psf)
     else:
         import torch
         mdl = deepcr_model(a.model, a.inpaint)
