@@ -9,10 +9,13 @@
 # Usage: benchmarks/segment.sh   env: OUT (/work/runs/segbench), DEV_SEEDS ("100 101 102"),
 #   REPORT_SEEDS ("200 201 202 203 204 205"), SIZE (512), VENV (/work/main/.venv-bench), DEEPSKY
 #   (target/release/deepsky of this checkout, else of /work/main), SEGMENT_CONFIG
-#   (pipelines/configs/segment.toml, likewise), COMPARE_ARGS (extra options of segment_compare.py, e.g.
+#   (pipelines/configs/segment.toml, likewise; its relative paths are taken from its checkout's
+#   root), SEGMENT_MODEL (deepsky --model DIR; default: the config's input.model),
+#   COMPARE_ARGS (extra options of segment_compare.py, e.g.
 #   "--deepcr-models ACS-WFC decam --sigclip 4 4.5 --objlim 2 5" for a quick run)
 # Installs what it needs: the venv with benchmarks/requirements-segment.txt (torch from PyPI, large)
-# and Debian's source-extractor. deepsky is skipped with a note if the binary has no `segment`.
+# and Debian's source-extractor. deepsky is skipped with a note if the binary has no `segment`
+# or its run fails (e.g. no trained model yet); it runs with its default threads (all cores).
 # ~25 min on 2 cores at the defaults (the astroscrappy sweep is most of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,10 +65,10 @@ DSKV=$([ -x "$DEEPSKY" ] && "$DEEPSKY" --version 2>/dev/null | awk '{print $2}' 
     "deepsky $DSKV; fields ${SIZE}², dev seeds $DEV_SEEDS, report seeds $REPORT_SEEDS"
   # shellcheck disable=SC2086 # COMPARE_ARGS is a list of options
   "$PY" benchmarks/segment_compare.py "$OUT" --deepsky "$DEEPSKY" --config "$SEGMENT_CONFIG" --sex "$SEX" \
-    ${COMPARE_ARGS:-} 2> >(grep -v -i warning >&2)
+    ${SEGMENT_MODEL:+--deepsky-model "$SEGMENT_MODEL"} ${COMPARE_ARGS:-} 2> >(grep -v -i warning >&2)
   echo
   echo "Reproduce: OUT=$OUT DEV_SEEDS=\"$DEV_SEEDS\" REPORT_SEEDS=\"$REPORT_SEEDS\" SIZE=$SIZE"\
-    "DEEPSKY=$DEEPSKY SEGMENT_CONFIG=$SEGMENT_CONFIG${COMPARE_ARGS:+ COMPARE_ARGS=\"$COMPARE_ARGS\"} benchmarks/segment.sh"
+    "DEEPSKY=$DEEPSKY SEGMENT_CONFIG=$SEGMENT_CONFIG${SEGMENT_MODEL:+ SEGMENT_MODEL=$SEGMENT_MODEL}${COMPARE_ARGS:+ COMPARE_ARGS=\"$COMPARE_ARGS\"} benchmarks/segment.sh"
 } | tee "$OUT/RESULTS.md"
 echo
 echo "total $(( $(date +%s) - T0 )) s; $OUT/RESULTS.md, $OUT/results/segment.json, $OUT/results/roc.png"

@@ -4,7 +4,7 @@
 (driver: benchmarks/segment.sh).
 
 Usage:
-  segment_compare.py OUT [--deepsky BIN] [--config TOML] [--sex source-extractor]
+  segment_compare.py OUT [--deepsky BIN] [--config TOML] [--deepsky-model DIR] [--sex source-extractor]
       [--sigclip 3 3.5 4 4.5 5 6] [--objlim 1 2 3 5 8] [--deepcr-models ...] [--target-fpr 1e-3]
 Reads OUT/fields/dev/field_*.fits and OUT/fields/report/field_*.fits (with _clean and _truth);
 writes every tool's outputs under OUT/runs/, OUT/results/segment.json, OUT/results/roc.png and
@@ -247,12 +247,18 @@ def read_cr_bit(path):
         return None if bit is None else (m.data.astype(np.int64) >> int(bit)) & 1 > 0
 
 
-def deepsky_part(out, dev, rep, binary, config, target):
+def deepsky_part(out, dev, rep, binary, config, model, target):
+    # The config's paths (input.model = "data/models/segment") are relative to its checkout's root.
+    cwd = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(config))))
+    config = os.path.abspath(config)
+    extra = ["--model", os.path.abspath(model)] if model else []
+
     def run(flds, split):
         times, probs, cleaned, seg, mask = [], [], [], [], []
         for f in flds:
-            d = os.path.join(out, "runs", "deepsky", split, f.stem)
-            dt, _ = timed([binary, "-q", "segment", "predict", "-c", config, "--input", f.path, "-o", d])
+            d = os.path.abspath(os.path.join(out, "runs", "deepsky", split, f.stem))
+            dt, _ = timed([binary, "-q", "segment", "predict", "-c", config, *extra,
+                           "--input", os.path.abspath(f.path), "-o", d], cwd=cwd)
             times.append(dt)
             probs.append(fits.getdata(os.path.join(d, "probabilities.fits"), extname="COSMIC_RAY"))
             cleaned.append(fits.getdata(os.path.join(d, "cleaned.fits")))
@@ -378,6 +384,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--deepsky", default="/work/main/target/release/deepsky")
     ap.add_argument("--config", default="/work/main/pipelines/configs/segment.toml")
+    ap.add_argument("--deepsky-model", help="model directory for deepsky (--model; default: the config's input.model)")
     ap.add_argument("--sex", default="source-extractor")
     ap.add_argument("--sigclip", type=float, nargs="+", default=[3, 3.5, 4, 4.5, 5, 6])
     ap.add_argument("--objlim", type=float, nargs="+", default=[1, 2, 3, 5, 8])
@@ -413,8 +420,11 @@ def main():
     if why is None and not os.path.exists(a.config):
         why = f"config {a.config} not found"
     if why is None:
-        res["deepsky"] = deepsky_part(a.out, dev, rep, a.deepsky, a.config, a.target_fpr)
-    else:
+        try:
+            res["deepsky"] = deepsky_part(a.out, dev, rep, a.deepsky, a.config, a.deepsky_model, a.target_fpr)
+        except RuntimeError as e:
+            why = "failed: " + str(e).strip().splitlines()[-1]
+    if why is not None:
         notes.append(f"deepsky segment not run: {why}")
         res["deepsky_skipped"] = why
     os.makedirs(os.path.join(a.out, "results"), exist_ok=True)
