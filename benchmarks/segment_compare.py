@@ -5,7 +5,7 @@
 
 Usage:
   segment_compare.py OUT [--deepsky BIN] [--config TOML] [--deepsky-model DIR] [--sex source-extractor]
-      [--sigclip 3 3.5 4 4.5 5 6] [--objlim 1 2 3 5 8] [--deepcr-models ...] [--target-fpr 1e-3]
+      [--sigclip 3 3.5 4 4.5 5 6] [--objlim 0.5 1 2 3 5 8] [--deepcr-models ...] [--target-fpr 1e-3]
 Reads OUT/fields/dev/field_*.fits and OUT/fields/report/field_*.fits (with _clean and _truth);
 writes every tool's outputs under OUT/runs/, OUT/results/segment.json, OUT/results/roc.png and
 prints the Markdown tables.
@@ -387,7 +387,7 @@ def main():
     ap.add_argument("--deepsky-model", help="model directory for deepsky (--model; default: the config's input.model)")
     ap.add_argument("--sex", default="source-extractor")
     ap.add_argument("--sigclip", type=float, nargs="+", default=[3, 3.5, 4, 4.5, 5, 6])
-    ap.add_argument("--objlim", type=float, nargs="+", default=[1, 2, 3, 5, 8])
+    ap.add_argument("--objlim", type=float, nargs="+", default=[0.5, 1, 2, 3, 5, 8])
     ap.add_argument("--deepcr-models", nargs="+", default=DEEPCR_MODELS)
     ap.add_argument("--target-fpr", type=float, default=1e-3)
     ap.add_argument("--skip", nargs="*", default=[], choices=["astroscrappy", "astroscrappy_psf", "deepcr", "deepsky", "sextractor"])
