@@ -6,11 +6,11 @@
 #   dev fields (seeds $DEV_SEEDS): every threshold/setting of every tool, deepsky's included, is
 #     chosen there (FPR <= 1e-3, highest TPR)
 #   report fields (seeds $REPORT_SEEDS): the numbers
-# Usage: benchmarks/segment.sh   env: OUT (/work/runs/segbench), DEV_SEEDS ("100 101 102"),
-#   REPORT_SEEDS ("200 201 202 203 204 205"), SIZE (512), VENV (/work/main/.venv-bench), DEEPSKY
-#   (target/release/deepsky of this checkout, else of /work/main), SEGMENT_CONFIG
-#   (pipelines/configs/segment.toml, likewise; its relative paths are taken from its checkout's
-#   root), SEGMENT_MODEL (deepsky --model DIR; default: the config's input.model),
+# Usage: benchmarks/segment.sh   env: OUT (out/segbench), DEV_SEEDS ("100 101 102"),
+#   REPORT_SEEDS ("200 201 202 203 204 205"), SIZE (512), VENV (.venv-bench), DEEPSKY
+#   (target/release/deepsky: `cargo build --release` first), SEGMENT_CONFIG
+#   (pipelines/configs/segment.toml; its relative paths are taken from the checkout's root),
+#   SEGMENT_MODEL (deepsky --model DIR; default: the config's input.model),
 #   COMPARE_ARGS (extra options of segment_compare.py, e.g.
 #   "--deepcr-models ACS-WFC decam --sigclip 4 4.5 --objlim 2 5" for a quick run)
 # Installs what it needs: the venv with benchmarks/requirements-segment.txt (torch from PyPI, large)
@@ -21,18 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=${OUT:-/work/runs/segbench}
+OUT=${OUT:-$ROOT/out/segbench}
 DEV_SEEDS=${DEV_SEEDS:-"100 101 102"}
 REPORT_SEEDS=${REPORT_SEEDS:-"200 201 202 203 204 205"}
 SIZE=${SIZE:-512}
-VENV=${VENV:-/work/main/.venv-bench}
-# deepsky and its config: this checkout's if built here, else the main checkout's (/work/main)
-MAIN=/work/main
-[ -x "$ROOT/target/release/deepsky" ] && DEF_BIN=$ROOT/target/release/deepsky || DEF_BIN=$MAIN/target/release/deepsky
-[ -f "$ROOT/pipelines/configs/segment.toml" ] && DEF_CFG=$ROOT/pipelines/configs/segment.toml \
-  || DEF_CFG=$MAIN/pipelines/configs/segment.toml
-DEEPSKY=${DEEPSKY:-$DEF_BIN}
-SEGMENT_CONFIG=${SEGMENT_CONFIG:-$DEF_CFG}
+VENV=${VENV:-$ROOT/.venv-bench}
+DEEPSKY=${DEEPSKY:-$ROOT/target/release/deepsky}
+SEGMENT_CONFIG=${SEGMENT_CONFIG:-$ROOT/pipelines/configs/segment.toml}
 
 # ---- what it needs -------------------------------------------------------------------------
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -382,8 +382,9 @@ def print_tables(res, target, note):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
-    ap.add_argument("--deepsky", default="/work/main/target/release/deepsky")
-    ap.add_argument("--config", default="/work/main/pipelines/configs/segment.toml")
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    ap.add_argument("--deepsky", default=os.path.join(root, "target/release/deepsky"))
+    ap.add_argument("--config", default=os.path.join(root, "pipelines/configs/segment.toml"))
     ap.add_argument("--deepsky-model", help="model directory for deepsky (--model; default: the config's input.model)")
     ap.add_argument("--sex", default="source-extractor")
     ap.add_argument("--sigclip", type=float, nargs="+", default=[3, 3.5, 4, 4.5, 5, 6])

@@ -64,9 +64,15 @@ fn bundled_segmenter_finds_cosmic_rays_and_writes_what_astropy_and_fitsverify_re
     let planes = image["evaluation"]["planes"].as_array().unwrap();
     let cr = planes.iter().find(|p| p["plane"] == "COSMIC_RAY").unwrap();
     let (tpr, fpr) = (cr["tpr"].as_f64().unwrap(), cr["fpr"].as_f64().unwrap());
-    eprintln!("cosmic rays: TPR {tpr:.3} FPR {fpr:.2e} AUC {}", cr["auc"]);
+    let at_1e3 = cr["tpr_at_fpr_1e3"].as_f64().unwrap();
+    eprintln!(
+        "cosmic rays: TPR {tpr:.3} FPR {fpr:.2e} (TPR {at_1e3:.3} at FPR 1e-3), AUC {}",
+        cr["auc"]
+    );
     assert!(cr["positives"].as_u64().unwrap() > 200);
-    assert!(tpr > 0.75 && fpr < 3e-3, "cosmic-ray TPR {tpr}, FPR {fpr}");
+    // The model's own threshold (FPR 1e-3 on its calibration fields), and the ranking.
+    assert!(tpr > 0.65 && fpr < 2e-3, "cosmic-ray TPR {tpr}, FPR {fpr}");
+    assert!(at_1e3 > 0.8, "cosmic-ray TPR at FPR 1e-3: {at_1e3}");
     let det = planes.iter().find(|p| p["plane"] == "DETECTED").unwrap();
     assert!(det["auc"].as_f64().unwrap() > 0.95, "{det}");
     assert!(image["timing"]["megapixels_per_s"].as_f64().unwrap() > 0.0);
