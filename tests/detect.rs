@@ -571,9 +571,10 @@ print(len(a), int(same), int(list(a['id']) == list(range(1, len(a) + 1))))
         &[],
     );
     assert_fails(&o, 2, &["none.txt", "cannot read input list"]);
-    // The folder holds the truth catalogues too: tables, not images, named in the error.
+    // The folder holds the truth catalogues and masks too (`simulate sky` writes both beside
+    // each field): not fields; the first in sorted order is named in the error.
     let o = run("bad", &[fields.display().to_string()], &["-q"]);
-    assert_fails(&o, 2, &["f21_truth.fits"]);
+    assert_fails(&o, 2, &["f21_masks.fits"]);
 }
 
 /// The boxes (1-based inclusive pixels `[xmin, ymin, xmax, ymax]`) of the truth rows of
