@@ -199,7 +199,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Six simulated 256² fields, `s11.fits` … `s16.fits` (truth catalogues elsewhere).
+/// Six simulated 256² fields, `s11.fits` … `s16.fits` (truth catalogues and masks removed).
 fn fields(dir: &Path) -> Vec<PathBuf> {
     let f = dir.join("fields");
     std::fs::create_dir_all(&f).unwrap();
@@ -217,7 +217,9 @@ fn fields(dir: &Path) -> Vec<PathBuf> {
                 "-o",
                 out.to_str().unwrap(),
             ]));
-            std::fs::remove_file(f.join(format!("s{seed}_truth.fits"))).unwrap();
+            for companion in ["truth", "masks"] {
+                std::fs::remove_file(f.join(format!("s{seed}_{companion}.fits"))).unwrap();
+            }
             out
         })
         .collect()
