@@ -157,7 +157,7 @@ pub fn tile_count(net: &CompiledUNet, h: usize, w: usize, cfg: &PredictConfig) -
 
 /// Segment `image` (ADU; NaN for missing pixels) with `seg` compiled as `net`;
 /// `on_tiles(done, total)` after each tile, returning false to stop (an interrupted run
-/// returns [`DetectError::Input`] "interrupted").
+/// returns [`deepsky_nn::NnError::Interrupted`], as the detector's prediction does).
 pub fn predict(
     seg: &Segmenter,
     net: &CompiledUNet,
@@ -241,7 +241,7 @@ pub fn predict(
         })
         .collect();
     if stop.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(DetectError::Input("interrupted".into()));
+        return Err(DetectError::Nn(deepsky_nn::NnError::Interrupted));
     }
     let mut probabilities = Array3::<f32>::zeros((np, h, w));
     for ([cr, cc, _, _], core) in list.iter().zip(results) {

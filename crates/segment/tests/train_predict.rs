@@ -204,3 +204,31 @@ fn nan_pixels_are_no_data_and_bad_images_are_refused() {
         .to_string();
     assert!(e.contains("receptive field"), "{e}");
 }
+
+#[test]
+fn stopping_between_tiles_is_an_interruption() {
+    let seg = Segmenter::init(
+        &tiny(),
+        &Preprocess::default(),
+        Default::default(),
+        1,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let net = seg.compile().unwrap();
+    let cfg = PredictConfig {
+        tile: 64,
+        ..Default::default()
+    };
+    let img = field(200, 200);
+    let e = predict(&seg, &net, img.view(), &cfg, &|_, _| false)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            deepsky_detect::DetectError::Nn(deepsky_nn::NnError::Interrupted)
+        ),
+        "{e}"
+    );
+}

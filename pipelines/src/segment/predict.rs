@@ -171,12 +171,7 @@ fn process_image(
         bar.inc((done as u64).saturating_sub(bar.done()));
         !deepsky_runtime::interrupt::interrupted()
     };
-    let pred = match predict(seg, net, image.view(), &cfg.predict, &on_tiles) {
-        Err(deepsky_detect::DetectError::Input(m)) if m == "interrupted" => {
-            return Err(RunError::Interrupted)
-        }
-        r => r.map_err(for_image)?,
-    };
+    let pred = predict(seg, net, image.view(), &cfg.predict, &on_tiles).map_err(for_image)?;
     bar.finish();
     let t_predict = t1.elapsed().as_secs_f64();
 
