@@ -263,3 +263,26 @@ impl Plots {
         Ok(relative)
     }
 }
+
+/// Fail unless `dir` is the output folder of a shard run that finished successfully (its
+/// provenance.json says so), naming the folder and, for a failed shard, its status and exit
+/// code; `merge` steps call it before reading a shard's products.
+pub fn check_shard_finished(dir: &std::path::Path) -> Result<(), RunError> {
+    let prov_path = dir.join("provenance.json");
+    if !prov_path.is_file() {
+        return Err(RunError::input(format!(
+            "{}: no provenance.json: this shard has not run (or was killed before it ended)",
+            dir.display()
+        )));
+    }
+    let provenance: serde_json::Value = deepsky_runtime::outdir::read_json(&prov_path)?;
+    if provenance["status"] != "success" {
+        return Err(RunError::input(format!(
+            "{}: this shard ended with status `{}` (exit code {}); rerun it",
+            dir.display(),
+            provenance["status"].as_str().unwrap_or("?"),
+            provenance["exit_code"]
+        )));
+    }
+    Ok(())
+}

@@ -24,22 +24,7 @@ struct Part {
 }
 
 fn read_part(dir: &Path) -> Result<Part, RunError> {
-    let prov_path = dir.join("provenance.json");
-    if !prov_path.is_file() {
-        return Err(RunError::input(format!(
-            "{}: no provenance.json: this shard has not run (or was killed before it ended)",
-            dir.display()
-        )));
-    }
-    let provenance: serde_json::Value = read_json(&prov_path)?;
-    if provenance["status"] != "success" {
-        return Err(RunError::input(format!(
-            "{}: this shard ended with status `{}` (exit code {}); rerun it",
-            dir.display(),
-            provenance["status"].as_str().unwrap_or("?"),
-            provenance["exit_code"]
-        )));
-    }
+    crate::common::check_shard_finished(dir)?;
     let path = dir.join("report.json");
     let report: PredictReport = serde_json::from_value(read_json::<serde_json::Value>(&path)?)
         .map_err(|e| RunError::input(format!("{}: {e}", path.display())))?;

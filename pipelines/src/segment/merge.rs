@@ -19,21 +19,7 @@ struct Part {
 }
 
 fn read_part(dir: &Path) -> Result<Part, RunError> {
-    let prov_path = dir.join("provenance.json");
-    if !prov_path.is_file() {
-        return Err(RunError::input(format!(
-            "{}: no provenance.json: this shard has not run (or was killed before it ended)",
-            dir.display()
-        )));
-    }
-    let provenance: Value = read_json(&prov_path)?;
-    if provenance["status"] != "success" {
-        return Err(RunError::input(format!(
-            "{}: this shard ended with status `{}`; rerun it",
-            dir.display(),
-            provenance["status"].as_str().unwrap_or("?"),
-        )));
-    }
+    crate::common::check_shard_finished(dir)?;
     let report: Value = read_json(&dir.join("report.json"))?;
     let shard: Shard = report["summary"]["shard"]
         .as_str()
